@@ -1,0 +1,156 @@
+"""Serving: a LiteRT interpreter behind preprocess -> forward -> postprocess.
+
+    predictor = Predictor.load("models/")
+    result = predictor.predict(open("note.jpg", "rb").read())
+    result.answer  # "usd_20", or "unknown" when unsure or not a US note
+
+Only ``forward`` touches the runtime. TensorFlow is never imported here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import preprocess as pre
+from .labels import CLASSES, NOT_A_BILL, UNKNOWN
+
+CURRENT_FILE = "CURRENT"
+
+
+class ModelError(RuntimeError):
+    """The model files are missing, unreadable or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the model said about one image."""
+
+    label: str  # the most probable class, bill or not
+    confidence: float  # its probability
+    probabilities: dict[str, float]  # every class, in model-output order
+    model_version: str
+    answer: str  # label if it is a note at or above the threshold, else "unknown"
+    threshold: float
+    timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The k most probable classes, most probable first."""
+        return sorted(self.probabilities.items(), key=lambda kv: kv[1], reverse=True)[:k]
+
+    def as_dict(self) -> dict:
+        """JSON-ready form."""
+        return {
+            "answer": self.answer,
+            "label": self.label,
+            "confidence": round(self.confidence, 6),
+            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+            "model_version": self.model_version,
+            "threshold": self.threshold,
+        }
+
+
+def resolve_model(path: str | os.PathLike) -> tuple[Path, Path]:
+    """A model file or a models/ directory -> (.tflite path, model card path)."""
+    path = Path(path)
+    if path.is_dir():
+        pointer = path / CURRENT_FILE
+        if not pointer.is_file():
+            raise ModelError(f"{pointer} is missing: it should name the current model version.")
+        version = pointer.read_text().strip()
+        path = path / f"{version}.tflite"
+    if path.suffix != ".tflite":
+        raise ModelError(f"{path} is not a .tflite model file.")
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist.")
+    card = path.with_suffix(".json")
+    if not card.is_file():
+        raise ModelError(f"model card {card} does not exist (it goes beside {path.name}).")
+    return path, card
+
+
+class Predictor:
+    """One loaded model. Safe to share between threads (calls are serialised)."""
+
+    def __init__(self, interpreter, card: dict, *, path: Path | None = None):
+        self._interpreter = interpreter
+        self._lock = threading.Lock()
+        self.card = card
+        self.path = path
+        self.version: str = card["version"]
+        self.classes: tuple[str, ...] = tuple(card["classes"])
+        self.threshold: float = float(card["threshold"])
+        self.input_size: int = int(card["input"]["size"])
+        self.policy: str = card["input"].get("policy", pre.DEFAULT_POLICY)
+        if set(self.classes) != set(CLASSES):
+            raise ModelError(f"model {self.version} has classes {self.classes}, expected {CLASSES}")
+        detail = interpreter.get_input_details()[0]
+        self._input_index = detail["index"]
+        self._output_index = interpreter.get_output_details()[0]["index"]
+        expected = (1, self.input_size, self.input_size, 3)
+        if tuple(detail["shape"]) != expected:
+            raise ModelError(f"model input is {tuple(detail['shape'])}, the card says {expected}")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, num_threads: int | None = None) -> Predictor:
+        """Load a .tflite file (with its .json card) or the current model of a directory."""
+        from ai_edge_litert.interpreter import Interpreter
+
+        model_path, card_path = resolve_model(path)
+        try:
+            card = json.loads(card_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"model card {card_path} is unreadable: {exc}") from exc
+        if num_threads is None:
+            num_threads = min(2, os.cpu_count() or 1)
+        try:
+            interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"model file {model_path} is not a valid LiteRT model: {exc}") from exc
+        try:
+            return cls(interpreter, card, path=model_path)
+        except KeyError as exc:
+            raise ModelError(f"model card {card_path} lacks the field {exc}") from exc
+
+    def preprocess(self, image_bytes: bytes) -> np.ndarray:
+        """Image bytes -> one input array; raises InvalidImage."""
+        return pre.preprocess(image_bytes, size=self.input_size, policy=self.policy)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """One (size, size, 3) float32 input -> class probabilities."""
+        with self._lock:
+            self._interpreter.set_tensor(self._input_index, x[np.newaxis].astype(np.float32, copy=False))
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output_index)[0].copy()
+
+    def postprocess(self, probs: np.ndarray) -> Result:
+        """Class probabilities -> Result with the thresholded answer."""
+        i = int(np.argmax(probs))
+        label, confidence = self.classes[i], float(probs[i])
+        answer = label if label != NOT_A_BILL and confidence >= self.threshold else UNKNOWN
+        return Result(
+            label=label,
+            confidence=confidence,
+            probabilities={c: float(p) for c, p in zip(self.classes, probs, strict=True)},
+            model_version=self.version,
+            answer=answer,
+            threshold=self.threshold,
+        )
+
+    def predict(self, image_bytes: bytes) -> Result:
+        """Image bytes -> Result; raises preprocess.InvalidImage for unreadable images."""
+        t0 = time.perf_counter()
+        x = self.preprocess(image_bytes)
+        t1 = time.perf_counter()
+        probs = self.forward(x)
+        t2 = time.perf_counter()
+        result = self.postprocess(probs)
+        timings = {"preprocess": (t1 - t0) * 1000, "forward": (t2 - t1) * 1000}
+        return Result(**{**result.__dict__, "timings_ms": timings})

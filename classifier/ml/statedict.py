@@ -1,20 +1,20 @@
 """Read a PyTorch state dict with NumPy alone (no torch).
 
-The EfficientNet-Lite0 ImageNet weights ship as a ``.pth`` file. PyTorch
-has written two container formats: the legacy one (a run of pickles followed
-by raw storages) and, since 1.6, a zip archive. Both hold a pickled
-``OrderedDict`` whose tensors are references to storages; here the pickle is
-read with an unpickler that only knows the handful of names a state dict
-needs, so loading it cannot run arbitrary code.
+The EfficientNet-Lite0 ImageNet weights ship as a ``.pth`` file in
+PyTorch's legacy container format: a run of pickles (magic number, protocol
+version, system info, the state dict, the storage keys) followed by each
+storage's raw little-endian data. The state dict is a pickled ``OrderedDict``
+whose tensors refer to those storages; it is read here with an unpickler
+that only knows the handful of names a state dict needs, so loading it
+cannot run arbitrary code. (PyTorch 1.6+ writes a zip archive instead; the
+weights this project uses are not in that format.)
 """
 
 from __future__ import annotations
 
 import collections
-import io
 import pickle
 import struct
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -78,36 +78,26 @@ def _materialise(ref: _TensorRef, buffer: np.ndarray) -> np.ndarray:
 
 
 def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a PyTorch ``.pth`` state dict into a dict of NumPy arrays."""
+    """Read a legacy-format PyTorch ``.pth`` state dict into a dict of NumPy arrays."""
     path = Path(path)
-    if zipfile.is_zipfile(path):
-        return _load_zip(path)
-    return _load_legacy(path)
-
-
-def _load_legacy(path: Path) -> dict[str, np.ndarray]:
     with path.open("rb") as f:
-        if pickle.load(f) != _LEGACY_MAGIC:  # noqa: S301 - ints only, checked
-            raise ValueError(f"{path} is not a PyTorch file")
+        try:
+            magic = pickle.load(f)  # noqa: S301 - an int; anything else is refused below
+        except Exception as exc:
+            raise ValueError(f"{path} is not a legacy PyTorch file") from exc
+        if magic != _LEGACY_MAGIC:
+            raise ValueError(f"{path} is not a legacy PyTorch file")
         pickle.load(f)  # noqa: S301 - protocol version (an int)
         pickle.load(f)  # noqa: S301 - system info (a dict of ints and bools)
         refs = _StateDictUnpickler(f).load()
         keys = pickle.load(f)  # noqa: S301 - list of storage keys (strings)
+        dtypes = {r.key: r.dtype for r in refs.values()}
         storages = {}
         for key in keys:
-            dtype = next(r.dtype for r in refs.values() if r.key == key)
+            dtype = np.dtype(dtypes[key])
             (count,) = struct.unpack("<q", f.read(8))
-            storages[key] = np.frombuffer(f.read(count * np.dtype(dtype).itemsize), dtype=dtype)
+            raw = f.read(count * dtype.itemsize)
+            if len(raw) != count * dtype.itemsize:
+                raise ValueError(f"{path} is truncated (storage {key})")
+            storages[key] = np.frombuffer(raw, dtype=dtype)
     return {name: _materialise(ref, storages[ref.key]) for name, ref in refs.items()}
-
-
-def _load_zip(path: Path) -> dict[str, np.ndarray]:
-    with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
-        root = names[0].split("/")[0]
-        refs = _StateDictUnpickler(io.BytesIO(zf.read(f"{root}/data.pkl"))).load()
-        out = {}
-        for name, ref in refs.items():
-            raw = zf.read(f"{root}/data/{ref.key}")
-            out[name] = _materialise(ref, np.frombuffer(raw, dtype=ref.dtype))
-    return out

@@ -1,0 +1,110 @@
+"""Command line: ``python -m classifier.ml train|evaluate|predict|bench ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+def _train(args) -> int:
+    from . import train
+
+    if args.compare_policies:
+        print(json.dumps(train.compare_policies(args.data, seed=args.seed), indent=2))
+        return 0
+    if args.version and not train.valid_version(args.version):
+        print(
+            f"invalid version {args.version!r}: letters, digits, '.', '-', '_' only",
+            file=sys.stderr,
+        )
+        return 2
+    cfg = train.Config(
+        data=args.data,
+        out=args.out,
+        version=args.version or "",
+        seed=args.seed,
+        variants=args.variants,
+        head_epochs=args.head_epochs,
+        finetune_epochs=args.epochs,
+        final=not args.no_final,
+    )
+    train.train(cfg, log=lambda msg: print(msg, flush=True))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .evaluate import evaluate
+
+    print(json.dumps(evaluate(args.data, args.model, confusion_png=args.confusion), indent=2))
+    return 0
+
+
+def _predict(args) -> int:
+    from .predictor import Predictor
+    from .preprocess import InvalidImage
+
+    predictor = Predictor.load(args.model)
+    status = 0
+    for name in args.images:
+        try:
+            result = predictor.predict(Path(name).read_bytes())
+            row = {"image": name, **result.as_dict()}
+        except (InvalidImage, OSError) as exc:
+            row, status = {"image": name, "error": str(exc)}, 1
+        print(json.dumps(row), flush=True)
+    return status
+
+
+def _bench(args) -> int:
+    from .bench import run
+
+    return run(model=args.model, as_json=args.json, repeats=args.repeats)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m classifier.ml", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train and export a model")
+    p.add_argument("--data", required=True, help="ImageFolder directory (one folder per class)")
+    p.add_argument("--out", default=str(DEFAULT_MODELS), help="where to write the model files")
+    p.add_argument("--version", help="model version (default effl0-YYYYMMDD)")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--variants", type=int, default=5, help="augmented copies of each image")
+    p.add_argument("--head-epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=14, help="most fine-tuning epochs")
+    p.add_argument("--no-final", action="store_true", help="skip the retraining on all data")
+    p.add_argument(
+        "--compare-policies", action="store_true", help="only measure the resize policies"
+    )
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="score a model on an ImageFolder directory; prints JSON")
+    p.add_argument("data")
+    p.add_argument(
+        "--model", default=str(DEFAULT_MODELS), help="a .tflite file or a models/ directory"
+    )
+    p.add_argument("--confusion", help="write the confusion matrix to this PNG")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("predict", help="classify images; one JSON line each")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--model", default=str(DEFAULT_MODELS))
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("bench", help="measure speed and memory")
+    p.add_argument("--model", default=str(DEFAULT_MODELS))
+    p.add_argument("--repeats", type=int, default=200)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_bench)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

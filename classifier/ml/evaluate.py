@@ -1,0 +1,130 @@
+"""Score a model on an ImageFolder directory: metrics JSON (+ confusion PNG).
+
+``truth`` for a not_a_bill image is "unknown": the right answer to a photo
+of a euro note or a cat is "can't identify this".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import scan
+from .labels import CLASSES, NOT_A_BILL, NOTES, UNKNOWN
+from .predictor import Predictor
+
+ANSWERS: tuple[str, ...] = (*NOTES, UNKNOWN)
+
+
+def truth_of(label: str) -> str:
+    """The right answer for an image of this class."""
+    return UNKNOWN if label == NOT_A_BILL else label
+
+
+def answer_at(probs: np.ndarray, threshold: float, classes: tuple[str, ...] = CLASSES) -> list[str]:
+    """Answers for a (n, classes) probability matrix at a given threshold."""
+    best = probs.argmax(axis=1)
+    conf = probs[np.arange(len(probs)), best]
+    out = []
+    for i, c in zip(best, conf, strict=True):
+        label = classes[int(i)]
+        out.append(label if label != NOT_A_BILL and c >= threshold else UNKNOWN)
+    return out
+
+
+def compute_metrics(labels: list[str], answers: list[str]) -> dict:
+    """Metrics for true class labels and the model's answers."""
+    truths = [truth_of(lab) for lab in labels]
+    n = len(truths)
+    bills = [i for i, lab in enumerate(labels) if lab != NOT_A_BILL]
+    others = [i for i, lab in enumerate(labels) if lab == NOT_A_BILL]
+    confusion = {t: dict.fromkeys(ANSWERS, 0) for t in ANSWERS if t in set(truths)}
+    for t, a in zip(truths, answers, strict=True):
+        confusion[t][a] += 1
+    per_class = {}
+    for cls in ANSWERS:
+        tp = sum(1 for t, a in zip(truths, answers, strict=True) if t == a == cls)
+        predicted = sum(1 for a in answers if a == cls)
+        actual = sum(1 for t in truths if t == cls)
+        if predicted or actual:
+            per_class[NOT_A_BILL if cls == UNKNOWN else cls] = {
+                "precision": _ratio(tp, predicted),
+                "recall": _ratio(tp, actual),
+                "n": actual,
+            }
+
+    def share(idx, ok):
+        return _ratio(sum(1 for i in idx if ok(i)), len(idx))
+
+    return {
+        "n": n,
+        "accuracy": share(range(n), lambda i: answers[i] == truths[i]),
+        "bill_accuracy": share(bills, lambda i: answers[i] == truths[i]),
+        "not_a_bill_rejection": share(others, lambda i: answers[i] == UNKNOWN),
+        "coverage": share(range(n), lambda i: answers[i] != UNKNOWN),
+        "per_class": per_class,
+        "confusion": confusion,
+    }
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def predict_items(predictor: Predictor, paths: list[Path]) -> np.ndarray:
+    """(n, classes) probabilities, in the predictor's class order."""
+    rows = []
+    for path in paths:
+        result = predictor.predict(path.read_bytes())
+        rows.append([result.probabilities[c] for c in predictor.classes])
+    return np.asarray(rows, dtype=np.float32)
+
+
+def evaluate(
+    data_dir: str | Path, model: str | Path, *, confusion_png: str | Path | None = None
+) -> dict:
+    """Score the model on every image under data_dir/<class>/."""
+    predictor = Predictor.load(model)
+    items = scan(data_dir, predictor.classes)
+    probs = predict_items(predictor, [i.path for i in items])
+    labels = [i.label for i in items]
+    metrics = compute_metrics(labels, answer_at(probs, predictor.threshold, predictor.classes))
+    metrics = {"model_version": predictor.version, "threshold": predictor.threshold, **metrics}
+    if confusion_png:
+        save_confusion_png(metrics["confusion"], confusion_png, title=predictor.version)
+    return metrics
+
+
+def save_confusion_png(confusion: dict, path: str | Path, *, title: str = "") -> None:
+    """Draw the confusion matrix (rows truth, columns answer) as a PNG, with Pillow."""
+    from PIL import Image, ImageDraw
+
+    rows = list(confusion)
+    cols = list(ANSWERS)
+    cell, left, top = 56, 110, 70
+    img = Image.new("RGB", (left + cell * len(cols) + 10, top + cell * len(rows) + 10), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((10, 8), f"{title}  rows: truth, columns: answer", fill="black")
+    for j, c in enumerate(cols):
+        draw.text((left + j * cell + 4, top - 20), c.replace("usd_", "$"), fill="black")
+    for i, r in enumerate(rows):
+        total = max(1, sum(confusion[r].values()))
+        draw.text((8, top + i * cell + cell // 2 - 6), r.replace("usd_", "$"), fill="black")
+        for j, c in enumerate(cols):
+            v = confusion[r][c]
+            shade = int(255 * (1 - v / total))
+            colour = (shade, shade, 255) if r == c else (255, shade, shade)
+            x0, y0 = left + j * cell, top + i * cell
+            draw.rectangle((x0, y0, x0 + cell - 2, y0 + cell - 2), fill=colour, outline="#999")
+            draw.text(
+                (x0 + 6, y0 + cell // 2 - 6), str(v), fill="black" if v / total < 0.6 else "white"
+            )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+def main_json(data_dir, model, confusion_png=None) -> str:
+    """The CLI's output: one JSON object."""
+    return json.dumps(evaluate(data_dir, model, confusion_png=confusion_png), indent=2)

@@ -1,0 +1,56 @@
+"""Fixtures for the ml library's tests: images made on the fly, a tiny model,
+and the shipped model and dataset when they are there."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[3]
+MODELS = REPO / "models"
+DATASET = REPO.parent / "shared" / "datasets" / "usd-bills" / "train"
+
+
+def encode(img: Image.Image, fmt: str = "JPEG", **params) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def photo(width: int = 320, height: int = 200, seed: int = 0) -> Image.Image:
+    """An RGB image with structure (so that resizing and rotation show)."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    arr[: height // 2, : width // 2] = (255, 0, 0)  # red top-left quadrant
+    return Image.fromarray(arr)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A models/ directory holding a tiny untrained model (needs TensorFlow)."""
+    pytest.importorskip("tensorflow", reason="building a test model needs requirements-train.txt")
+    from classifier.ml.export import export_model, tiny_card, tiny_model
+
+    out = tmp_path_factory.mktemp("tiny-models")
+    export_model(tiny_model(), out, tiny_card())
+    return out
+
+
+@pytest.fixture(scope="session")
+def shipped_model_dir() -> Path:
+    if not (MODELS / "CURRENT").is_file():
+        pytest.skip("no shipped model: models/CURRENT is missing")
+    return MODELS
+
+
+@pytest.fixture(scope="session")
+def dataset_dir() -> Path:
+    if not DATASET.is_dir():
+        pytest.skip(
+            f"the training images are not at ../shared/datasets/usd-bills/train ({DATASET})"
+        )
+    return DATASET

@@ -1,0 +1,47 @@
+"""A short real training run, end to end: data -> exported model -> Predictor."""
+
+import json
+import shutil
+
+import pytest
+
+from classifier.ml.labels import CLASSES
+from classifier.ml.predictor import Predictor
+
+
+@pytest.fixture(scope="module")
+def small_dataset(dataset_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("small")
+    for label in CLASSES:
+        files = sorted((dataset_dir / label).iterdir())
+        # A few from each source, so that both splits have every source.
+        by_source = {}
+        for f in files:
+            by_source.setdefault(f.name.rsplit("-", 1)[0], []).append(f)
+        (root / label).mkdir()
+        for group in by_source.values():
+            for f in group[:4]:
+                shutil.copy(f, root / label / f.name)
+    return root
+
+
+@pytest.mark.slow
+def test_train_exports_a_working_model(small_dataset, tmp_path):
+    pytest.importorskip("tensorflow", reason="training needs requirements-train.txt")
+    from classifier.ml.train import Config, train
+
+    out = tmp_path / "models"
+    logs = []
+    cfg = Config(data=str(small_dataset), out=str(out), version="t1", variants=1, head_epochs=1,
+                 finetune_epochs=1, processes=2)
+    path = train(cfg, log=logs.append)
+    assert path == out / "t1.tflite"
+    assert (out / "CURRENT").read_text().strip() == "t1"
+    card = json.loads((out / "t1.json").read_text())
+    assert card["classes"] == list(CLASSES)
+    assert set(card["validation"]) >= {"accuracy", "bill_accuracy", "not_a_bill_rejection", "confusion"}
+    assert card["training"]["images_total"] == sum(1 for _ in small_dataset.rglob("*.jpg"))
+    assert any("finetune epoch" in line for line in logs)
+    predictor = Predictor.load(out)
+    some = next((small_dataset / "usd_5").iterdir())
+    assert predictor.predict(some.read_bytes()).model_version == "t1"

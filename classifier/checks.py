@@ -1,0 +1,61 @@
+"""System checks: a missing or broken model is reported by `manage.py check`
+(and runserver) with the file at fault, instead of failing every request."""
+
+import json
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+from .ml.predictor import ModelError, resolve_model
+
+REQUIRED_CARD_FIELDS = ("version", "classes", "threshold", "input")
+
+
+@register("classifier")
+def check_model(app_configs=None, **kwargs):
+    """The model named by CLASSIFIER_MODEL exists and has a readable card."""
+    path = settings.CLASSIFIER_MODEL
+    hint = (
+        "Set CLASSIFIER_MODEL to a models/ directory with a CURRENT file, or to a "
+        "<version>.tflite file with its <version>.json card beside it."
+    )
+    try:
+        _model, card_path = resolve_model(path)
+    except ModelError as exc:
+        return [
+            Error(f"The classifier model is not usable: {exc}", hint=hint, id="classifier.E001")
+        ]
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as exc:
+        return [
+            Error(
+                f"The model card {card_path} is unreadable: {exc}",
+                hint=hint,
+                id="classifier.E002",
+            )
+        ]
+    missing = [f for f in REQUIRED_CARD_FIELDS if not isinstance(card, dict) or f not in card]
+    if missing:
+        return [
+            Error(
+                f"The model card {card_path} lacks {', '.join(missing)}.",
+                hint=hint,
+                id="classifier.E003",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_secret_key(app_configs=None, **kwargs):
+    """Production refuses the development secret key."""
+    if settings.SECRET_KEY == settings.DEV_SECRET_KEY:
+        return [
+            Error(
+                "DJANGO_SECRET_KEY is not set: the development key is in use.",
+                hint="Set DJANGO_SECRET_KEY to a long random string.",
+                id="classifier.E010",
+            )
+        ]
+    return []

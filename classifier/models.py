@@ -1,0 +1,119 @@
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from .ml import labels
+
+CLASS_CHOICES = [(c, labels.display(c)) for c in labels.CLASSES]
+ANSWER_CHOICES = [
+    *((c, labels.display(c)) for c in labels.NOTES),
+    (labels.UNKNOWN, "Can't identify"),
+]
+
+
+class User(AbstractUser):
+    """The project's user; a model of its own from the start so it can grow."""
+
+
+class Upload(models.Model):
+    """A photo a user sent. The file lives in private storage under a random name."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads"
+    )
+    file = models.FileField(max_length=200)
+    thumbnail = models.FileField(max_length=200)
+    content_type = models.CharField(max_length=40)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size = models.PositiveIntegerField(help_text="bytes")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # The history page: one user's uploads, newest first.
+            models.Index(fields=["owner", "-created"], name="upload_owner_created"),
+        ]
+
+    def __str__(self):
+        return f"upload {self.pk} by {self.owner_id} ({self.width}x{self.height})"
+
+    def get_absolute_url(self):
+        return reverse("classifier:photo", args=[self.prediction.pk])
+
+
+class Prediction(models.Model):
+    """What the model said about an upload, and what people said afterwards.
+
+    The model's fields are written once; the user's feedback and the
+    reviewer's label live in fields of their own.
+    """
+
+    upload = models.OneToOneField(Upload, on_delete=models.CASCADE, related_name="prediction")
+
+    # What the model said.
+    model_version = models.CharField(max_length=100)
+    label = models.CharField(max_length=20, choices=CLASS_CHOICES, help_text="most probable class")
+    confidence = models.FloatField()
+    probabilities = models.JSONField(help_text="every class and its probability")
+    answer = models.CharField(
+        max_length=20, choices=ANSWER_CHOICES, help_text="the note shown, or unknown"
+    )
+    threshold = models.FloatField(help_text="the model's confidence threshold for an answer")
+    inference_ms = models.FloatField(help_text="decoding + forward pass, milliseconds")
+    created = models.DateTimeField(default=timezone.now)
+
+    # What the user said: the class they say the photo shows.
+    user_label = models.CharField(max_length=20, choices=CLASS_CHOICES, blank=True)
+    # Whether that disagrees with the model; kept with the label so the admin
+    # can filter and order on it.
+    user_flagged = models.BooleanField(default=False)
+    user_labelled_at = models.DateTimeField(null=True, blank=True)
+
+    # What a reviewer decided.
+    reviewed_label = models.CharField(max_length=20, choices=CLASS_CHOICES, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="reviews",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The admin's default order: unreviewed first, flagged first, least sure first.
+            models.Index(
+                fields=["reviewed_label", "-user_flagged", "confidence"], name="prediction_review"
+            ),
+            models.Index(fields=["answer", "-created"], name="prediction_answer_created"),
+            models.Index(fields=["model_version"], name="prediction_model_version"),
+        ]
+
+    def __str__(self):
+        return f"{labels.display(self.answer)} ({self.confidence:.0%}) #{self.pk}"
+
+    def get_absolute_url(self):
+        return reverse("classifier:prediction", args=[self.pk])
+
+    @property
+    def claimed_label(self) -> str | None:
+        """The class the model committed to, or None when it was unsure of a note."""
+        if self.answer != labels.UNKNOWN:
+            return self.answer
+        if self.label == labels.NOT_A_BILL:
+            return labels.NOT_A_BILL
+        return None
+
+    @property
+    def is_answered(self) -> bool:
+        return self.answer != labels.UNKNOWN
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The k most probable classes, most probable first."""
+        ranked = sorted(self.probabilities.items(), key=lambda kv: kv[1], reverse=True)
+        return ranked[:k]

@@ -1,0 +1,57 @@
+"""Everything that reads data for a page, the admin or a command."""
+
+from __future__ import annotations
+
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+
+from .models import Prediction, Upload
+
+
+def upload_list_for_user(*, user) -> QuerySet[Upload]:
+    """The user's uploads, newest first."""
+    return Upload.objects.filter(owner=user).order_by("-created", "-pk")
+
+
+def prediction_list_for_user(
+    *, user, answer: str | None = None, flagged: bool = False
+) -> QuerySet[Prediction]:
+    """The user's predictions, newest first, optionally by answer or only those they flagged."""
+    qs = (
+        Prediction.objects.filter(upload__owner=user)
+        .select_related("upload")
+        .order_by("-upload__created", "-pk")
+    )
+    if answer:
+        qs = qs.filter(answer=answer)
+    if flagged:
+        qs = qs.filter(user_flagged=True)
+    return qs
+
+
+def prediction_get_for_user(*, user, pk: int) -> Prediction | None:
+    """One prediction the user may see (their own; any, for staff), or None."""
+    qs = Prediction.objects.select_related("upload", "upload__owner")
+    if not user.is_staff:
+        qs = qs.filter(upload__owner=user)
+    return qs.filter(pk=pk).first()
+
+
+def prediction_list_for_review() -> QuerySet[Prediction]:
+    """All predictions, what needs review first: flagged, then least sure; reviewed last."""
+    return (
+        Prediction.objects.select_related("upload", "upload__owner", "reviewed_by")
+        .annotate(
+            review_priority=Case(
+                When(reviewed_label="", user_flagged=True, then=Value(0)),
+                When(reviewed_label="", then=Value(1)),
+                default=Value(2),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("review_priority", "confidence", "-created", "-pk")
+    )
+
+
+def prediction_list_labelled() -> QuerySet[Prediction]:
+    """Predictions whose true class a reviewer has set: the next training data."""
+    return Prediction.objects.exclude(reviewed_label="").select_related("upload").order_by("pk")

@@ -1,0 +1,181 @@
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_not_required
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import selectors, services
+from .forms import FeedbackForm, HistoryFilterForm, SignupForm, UploadForm
+from .ml import labels
+from .ml.predictor import ModelError
+
+log = logging.getLogger(__name__)
+
+HISTORY_PAGE_SIZE = 20
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    if request.user.is_authenticated:
+        return redirect("classifier:upload")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome, {user.username}. Upload a photo of a note.")
+        return redirect("classifier:upload")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def upload(request):
+    form = UploadForm(request.POST or None, request.FILES or None, user=request.user)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            prediction = form.save()
+        except ModelError:
+            log.exception("the classifier model is not usable")
+            form.add_error(None, "The classifier is not available right now. Please try later.")
+            status = 503
+        else:
+            if prediction is not None:
+                return redirect(prediction)
+    recent = selectors.prediction_list_for_user(user=request.user)[:3]
+    context = {
+        "form": form,
+        "recent": recent,
+        "max_upload_bytes": settings.CLASSIFIER_MAX_UPLOAD_BYTES,
+    }
+    return render(request, "classifier/upload.html", context, status=status)
+
+
+@require_GET
+def prediction_detail(request, pk):
+    prediction = _get_prediction_or_404(request, pk)
+    # "Wrong: it is a ..." offers every other class; when the model gave no
+    # answer, the user picks from all of them.
+    feedback_choices = [
+        (c, labels.display(c))
+        for c in labels.CLASSES
+        if not prediction.is_answered or c != prediction.answer
+    ]
+    context = {
+        "prediction": prediction,
+        "top": [(label, labels.display(label), p) for label, p in prediction.top(3)],
+        "feedback_choices": feedback_choices,
+        "is_owner": prediction.upload.owner_id == request.user.pk,
+    }
+    return render(request, "classifier/result.html", context)
+
+
+@require_POST
+def prediction_feedback(request, pk):
+    prediction = _get_prediction_or_404(request, pk, owner_only=True)
+    form = FeedbackForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose what the photo shows.")
+        return redirect(prediction)
+    label = form.cleaned_data["label"]
+    services.prediction_set_feedback(prediction=prediction, user=request.user, label=label)
+    if prediction.user_flagged:
+        messages.success(
+            request, f"Thanks: noted as {labels.display(label)}. Someone will review it."
+        )
+    else:
+        messages.success(request, "Thanks for confirming.")
+    return redirect(prediction)
+
+
+@require_GET
+def prediction_list(request):
+    filters = HistoryFilterForm(request.GET or None)
+    answer, flagged = "", False
+    if filters.is_valid():
+        answer = filters.cleaned_data["answer"]
+        flagged = filters.cleaned_data["flagged"]
+    predictions = selectors.prediction_list_for_user(
+        user=request.user, answer=answer, flagged=flagged
+    )
+    page = Paginator(predictions, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "page": page,
+        "filters": filters,
+        "filtered": bool(answer or flagged),
+        "query": query.urlencode(),
+    }
+    return render(request, "classifier/history.html", context)
+
+
+@require_GET
+def photo(request, pk):
+    prediction = _get_prediction_or_404(request, pk)
+    upload = prediction.upload
+    return _private_file(upload.file.name, upload.content_type)
+
+
+@require_GET
+def thumbnail(request, pk):
+    prediction = _get_prediction_or_404(request, pk)
+    return _private_file(prediction.upload.thumbnail.name, "image/jpeg")
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz(request):
+    problems = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # any database failure makes the instance unhealthy
+        problems["database"] = str(exc)
+    model = None
+    try:
+        model = services.get_predictor().version
+    except Exception as exc:  # a missing or broken model, likewise
+        problems["model"] = str(exc)
+    if problems:
+        return JsonResponse({"status": "error", **problems}, status=503)
+    return JsonResponse({"status": "ok", "model": model})
+
+
+def _get_prediction_or_404(request, pk, *, owner_only=False):
+    prediction = selectors.prediction_get_for_user(user=request.user, pk=pk)
+    if prediction is None or (owner_only and prediction.upload.owner_id != request.user.pk):
+        # Someone else's prediction is "not found", never "forbidden": a 403
+        # would confirm that it exists.
+        raise Http404("No such prediction.")
+    return prediction
+
+
+def _private_file(name, content_type):
+    if not name:
+        raise Http404("No such photo.")
+    if settings.MEDIA_ACCEL_REDIRECT:
+        # nginx serves the file from its `internal` location; Python only said yes.
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = settings.MEDIA_ACCEL_REDIRECT.rstrip("/") + "/" + name
+    else:
+        try:
+            handle = default_storage.open(name, "rb")
+        except FileNotFoundError:
+            raise Http404("No such photo.") from None
+        response = FileResponse(handle, content_type=content_type)
+    # The type is the one Pillow detected, never guessed from the name, and the
+    # browser must not second-guess it.
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    response["Content-Disposition"] = "inline"
+    return response

@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from classifier import views
+
+admin.site.site_header = "usbills administration"
+admin.site.site_title = "usbills admin"
+
+urlpatterns = [
+    path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    path("healthz", views.healthz, name="healthz"),
+    path("", include("classifier.urls")),
+]

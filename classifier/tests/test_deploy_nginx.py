@@ -1,0 +1,147 @@
+"""The production request path for real: nginx (the project's template, TLS)
+-> gunicorn (the project's config) -> Django -> Postgres, on loopback ports.
+
+Needs Debian's nginx (`make nginx-test-deps` installs it) and the Postgres
+server the test suite uses (DATABASE_URL, or postgres@127.0.0.1:5432); the
+test makes and drops a database of its own, since gunicorn runs in other
+processes than the test's transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import runpy
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from classifier.tests.deploy import smoke
+from classifier.tests.deploy.client import Client, trusting_context
+from classifier.tests.deploy.stack import (
+    NGINX_DIR,
+    REPO,
+    TEMPLATE,
+    TEMPLATE_VAR,
+    Stack,
+    find_nginx,
+    postgres_reachable,
+    render_template,
+)
+
+SHIPPED_MODELS = REPO / "models"
+
+
+@pytest.fixture(scope="module")
+def model_dir(request) -> Path:
+    """The shipped model when there is one, else a tiny one built for the tests."""
+    if (SHIPPED_MODELS / "CURRENT").is_file():
+        return SHIPPED_MODELS
+    return request.getfixturevalue("tiny_model_dir")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, model_dir):
+    if find_nginx() is None:
+        pytest.skip("nginx is not installed and could not be (make nginx-test-deps)")
+    reason = postgres_reachable()
+    if reason:
+        pytest.skip(reason)
+    with Stack.start(
+        tmp_path_factory.mktemp("deploy"), model_dir=model_dir, workers=2, log=lambda _msg: None
+    ) as running:
+        yield running
+
+
+def count_rows(stack: Stack, table: str) -> int:
+    import psycopg2
+
+    conn = psycopg2.connect(stack.database_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 (a fixed name)
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_smoke_flow_through_nginx(stack):
+    report = smoke.run(
+        stack.https_url,
+        stack.http_url,
+        ssl_context=trusting_context(str(stack.cert_file)),
+        media_names=stack.media_names,
+    )
+    assert report.answer
+    # One photo and its thumbnail on disk, one row each: the refused upload
+    # over the cap never reached the app.
+    names = stack.media_names()
+    assert [n.split("/")[0] for n in names] == ["photos", "thumbnails"], names
+    assert count_rows(stack, "classifier_upload") == 1
+    assert count_rows(stack, "classifier_prediction") == 1
+    # Stored photos are private to the app's user and group.
+    assert all((stack.media_root / n).stat().st_mode & 0o007 == 0 for n in names), (
+        "photos are readable by everyone"
+    )
+
+
+def test_check_deploy_passes_with_production_settings(stack):
+    result = stack.manage("check", "--deploy", "--fail-level", "WARNING", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout, result.stdout + result.stderr
+
+
+def test_unknown_host_is_refused(stack):
+    client = Client(stack.https_url, ssl_context=trusting_context(str(stack.cert_file)))
+    response = client.get("/accounts/login/", headers={"Host": "evil.example"})
+    assert response.status == 400
+    client.close()
+
+
+def test_healthz_through_nginx(stack):
+    client = Client(stack.https_url, ssl_context=trusting_context(str(stack.cert_file)))
+    response = client.get("/healthz")
+    assert response.status == 200, response.text
+    assert '"status": "ok"' in response.text
+    client.close()
+
+
+def test_gunicorn_reloads_gracefully_on_hup(stack):
+    """HUP starts new workers (new code, new model) without failing a request."""
+    client = Client(stack.https_url, ssl_context=trusting_context(str(stack.cert_file)))
+    stack.gunicorn.send_signal(signal.SIGHUP)
+    statuses = []
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        statuses.append(client.get("/accounts/login/").status)
+    client.close()
+    assert set(statuses) == {200}, statuses
+    log = (stack.workdir / "gunicorn.log").read_text()
+    assert "Hang up" in log, log[-2000:]
+
+
+def test_gunicorn_config(monkeypatch):
+    config = REPO / "gunicorn.conf.py"
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    monkeypatch.setenv("GUNICORN_TIMEOUT", "45")
+    values = runpy.run_path(str(config))
+    assert values["workers"] == 3
+    assert values["timeout"] == 45
+    assert values["worker_class"] == "sync"
+    assert values["preload_app"] is False
+    assert values["accesslog"] == "-"
+    monkeypatch.setenv("WEB_CONCURRENCY", "")
+    assert runpy.run_path(str(config))["workers"] == len(os.sched_getaffinity(0))
+
+
+def test_nginx_image_sets_every_template_variable():
+    """The container renders the template with envsubst, which would leave an
+    unset variable empty and nginx failing at start: each needs a default."""
+    used = {a or b for a, b in TEMPLATE_VAR.findall(TEMPLATE.read_text())}
+    dockerfile = (NGINX_DIR / "Dockerfile").read_text()
+    defaults = set(re.findall(r"\b(NGINX_[A-Z0-9_]+)=", dockerfile))
+    assert used <= defaults, f"no default in nginx/Dockerfile for {sorted(used - defaults)}"
+    with pytest.raises(KeyError):
+        render_template(TEMPLATE.read_text(), {})

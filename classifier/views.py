@@ -135,17 +135,20 @@ def thumbnail(request, pk):
 @never_cache
 @require_GET
 def healthz(request):
+    # The details go to the log, not to whoever asks: this page is public.
     problems = {}
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception as exc:  # any database failure makes the instance unhealthy
-        problems["database"] = str(exc)
+    except Exception:  # any database failure makes the instance unhealthy
+        log.exception("healthz: the database is not usable")
+        problems["database"] = "unusable"
     model = None
     try:
         model = services.get_predictor().version
-    except Exception as exc:  # a missing or broken model, likewise
-        problems["model"] = str(exc)
+    except Exception:  # a missing or broken model, likewise
+        log.exception("healthz: the model is not usable")
+        problems["model"] = "unusable"
     if problems:
         return JsonResponse({"status": "error", **problems}, status=503)
     return JsonResponse({"status": "ok", "model": model})

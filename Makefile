@@ -1,0 +1,85 @@
+# usbills: the project's commands. Each works on a bare machine with Python 3.11,
+# pip and apt (no Docker needed except for the deployment's docker-test).
+#
+#   make run        virtualenv + requirements + migrate SQLite + serve on 127.0.0.1:8000
+#   make superuser  create an admin account
+#   make test       install what the tests need (Python packages, Debian's chromium) and run pytest
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DATA ?= ../shared/datasets/usd-bills/train
+PYTEST_ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.DEFAULT_GOAL := help
+.PHONY: help install install-dev run superuser migrate test chromium lint format train bench
+
+help:
+	@echo "make run        serve the app on http://$(HOST):$(PORT) (SQLite, the shipped model)"
+	@echo "make superuser  create an admin account"
+	@echo "make test       install the test requirements and chromium, then run pytest"
+	@echo "make lint       ruff check and format check"
+	@echo "make train      train a model from $(DATA) into models/"
+	@echo "make bench      measure the shipped model's speed"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps: pip runs again only when a requirements file changes.
+$(VENV)/.installed: requirements.txt | $(PY)
+	$(PY) -m pip install -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-train.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+# Local development: DEBUG on (runserver serves static/), SQLite unless
+# DATABASE_URL says otherwise, the model in models/.
+run: export DJANGO_DEBUG ?= 1
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+migrate: export DJANGO_DEBUG ?= 1
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+superuser: export DJANGO_DEBUG ?= 1
+superuser: migrate
+	$(PY) manage.py createsuperuser
+
+test: install-dev chromium
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser test drives Debian's chromium; it is never downloaded by playwright.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "Installing Debian's chromium for the browser test"; \
+		$(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; \
+	fi
+
+lint: install-dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install-dev
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+train: install-dev
+	$(PY) -m classifier.ml train --data $(DATA) --out models/
+
+bench: install
+	$(PY) -m classifier.ml bench --model models/
+
+# Targets of the deployment (docker-test and friends) live in mk/.
+-include mk/*.mk

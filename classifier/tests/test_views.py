@@ -1,0 +1,352 @@
+import re
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from classifier.models import Prediction, Upload
+from conftest import image_bytes, media_files, uploaded
+
+pytestmark = pytest.mark.django_db
+
+
+# Accounts --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/",
+        "/predictions/",
+        "/predictions/1/",
+        "/predictions/1/photo/",
+        "/accounts/password_change/",
+    ],
+)
+def test_pages_need_a_signed_in_user(client, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=")
+
+
+@pytest.mark.parametrize(
+    "url", ["/accounts/login/", "/accounts/signup/", "/accounts/password_reset/"]
+)
+def test_account_pages_are_open(client, url):
+    assert client.get(url).status_code == 200
+
+
+def test_sign_up_logs_in_and_leads_to_the_upload_page(client, django_user_model):
+    response = client.post(
+        "/accounts/signup/",
+        {"username": "carol", "password1": "a-long-test-pw-9", "password2": "a-long-test-pw-9"},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    assert django_user_model.objects.filter(username="carol").exists()
+    assert client.get("/").status_code == 200
+
+
+def test_log_in_and_log_out(client, user):
+    response = client.post(
+        "/accounts/login/", {"username": "alice", "password": "a-long-test-password"}
+    )
+    assert response.status_code == 302
+    assert client.get("/").status_code == 200
+
+    assert client.get("/accounts/logout/").status_code == 405  # logging out is a POST
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_change_password(user_client, user):
+    response = user_client.post(
+        "/accounts/password_change/",
+        {
+            "old_password": "a-long-test-password",
+            "new_password1": "another-long-pw-7",
+            "new_password2": "another-long-pw-7",
+        },
+    )
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password("another-long-pw-7")
+
+
+def test_reset_password_by_email(client, make_user):
+    make_user("dora", email="dora@example.com")
+
+    response = client.post("/accounts/password_reset/", {"email": "dora@example.com"})
+
+    assert response.status_code == 302
+    assert len(mail.outbox) == 1
+    link = re.search(r"https?://[^/]+(/accounts/reset/\S+)", mail.outbox[0].body).group(1)
+    response = client.get(link, follow=True)
+    assert b"Choose a new password" in response.content
+
+
+# Upload -----------------------------------------------------------------------
+
+
+def test_upload_page_has_picker_camera_and_working_state(user_client):
+    html = user_client.get("/").content.decode()
+    assert 'enctype="multipart/form-data"' in html
+    assert re.search(r'<input type="file" name="image"[^>]*accept="image/\*"', html)
+    assert re.search(r'accept="image/\*" capture', html)
+    assert 'id="working"' in html
+    assert '<label for="id_image"' in html
+
+
+def test_upload_redirects_to_the_result(user_client, user):
+    response = user_client.post("/", {"image": uploaded(image_bytes(100, 60))})
+
+    prediction = Prediction.objects.get()
+    assert prediction.upload.owner == user
+    assert response.status_code == 302
+    assert response["Location"] == f"/predictions/{prediction.pk}/"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"hello, this is text", "image"),
+        (image_bytes(200, 200)[:700], "incomplete or damaged"),
+        (b"", "The file is empty."),
+    ],
+    ids=["text", "truncated", "empty"],
+)
+def test_a_refused_upload_says_why_on_the_same_page(user_client, media_root, data, message):
+    response = user_client.post("/", {"image": uploaded(data, name="note.jpg")})
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert 'role="alert"' in response.content.decode()
+    assert not Upload.objects.exists()
+    assert media_files(media_root) == []
+
+
+def test_an_upload_without_a_model_is_a_clear_503(user_client, settings, use_predictor, tmp_path):
+    use_predictor(None)
+    settings.CLASSIFIER_MODEL = tmp_path / "nothing-here"
+
+    response = user_client.post("/", {"image": uploaded(image_bytes())})
+
+    assert response.status_code == 503
+    assert "not available right now" in response.content.decode()
+    assert not Upload.objects.exists()
+
+
+# Result, photo, feedback --------------------------------------------------------
+
+
+def test_result_shows_answer_confidence_top_three_and_photo(user_client, user, make_prediction):
+    prediction = make_prediction(user, label="usd_20", confidence=0.93)
+
+    html = user_client.get(f"/predictions/{prediction.pk}/").content.decode()
+
+    assert re.search(r'data-answer="usd_20"[^>]*>\s*<span class="answer-label">\$20</span>', html)
+    assert "93% sure" in html
+    assert len(re.findall(r'<li data-label="', html)) == 3
+    assert f'src="/predictions/{prediction.pk}/photo/"' in html
+    assert ">Right</button>" in html
+    assert "Wrong: it is a" in html
+
+
+def test_result_for_an_unsure_model_says_it_cannot_identify(user_client, user, make_prediction):
+    prediction = make_prediction(user, label="usd_5", confidence=0.3)
+
+    html = user_client.get(f"/predictions/{prediction.pk}/").content.decode()
+
+    assert 'data-answer="unknown"' in html
+    assert "Can't identify this" in html
+    assert "try a flat, well-lit photo of one note" in html
+    assert ">Right</button>" not in html
+    assert 'value="not_a_bill"' in html
+
+
+def test_the_photo_is_served_to_its_owner_with_the_detected_type(user_client, user):
+    data = image_bytes(90, 50)
+    user_client.post("/", {"image": uploaded(data, name="x.html", content_type="text/html")})
+    prediction = Prediction.objects.get()
+
+    response = user_client.get(f"/predictions/{prediction.pk}/photo/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/jpeg"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert b"".join(response.streaming_content) == data
+    thumb = user_client.get(f"/predictions/{prediction.pk}/thumbnail/")
+    assert thumb.status_code == 200
+    assert thumb["Content-Type"] == "image/jpeg"
+
+
+def test_the_photo_goes_through_nginx_when_accel_redirect_is_on(user_client, user, settings):
+    settings.MEDIA_ACCEL_REDIRECT = "/protected-media/"
+    user_client.post("/", {"image": uploaded(image_bytes())})
+    prediction = Prediction.objects.get()
+
+    response = user_client.get(f"/predictions/{prediction.pk}/photo/")
+
+    assert response.status_code == 200
+    assert response["X-Accel-Redirect"] == f"/protected-media/{prediction.upload.file.name}"
+    assert response["Content-Type"] == "image/jpeg"
+    assert response.content == b""
+
+
+def test_photos_are_not_at_a_public_media_url(user_client, user):
+    user_client.post("/", {"image": uploaded(image_bytes())})
+    name = Prediction.objects.get().upload.file.name
+
+    assert user_client.get(f"/media/{name}").status_code == 404
+    assert user_client.get(f"/{name}").status_code == 404
+
+
+@pytest.mark.parametrize("suffix", ["", "photo/", "thumbnail/"])
+def test_another_users_prediction_and_photo_are_404(
+    user_client, other_user, make_prediction, suffix
+):
+    theirs = make_prediction(other_user)
+    assert user_client.get(f"/predictions/{theirs.pk}/{suffix}").status_code == 404
+
+
+def test_another_users_prediction_cannot_get_feedback(user_client, other_user, make_prediction):
+    theirs = make_prediction(other_user)
+
+    response = user_client.post(f"/predictions/{theirs.pk}/feedback/", {"label": "usd_1"})
+
+    assert response.status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.user_label == ""
+
+
+def test_staff_can_see_any_photo(client, staff_user, other_user, make_prediction):
+    theirs = make_prediction(other_user)
+    client.force_login(staff_user)
+    assert client.get(f"/predictions/{theirs.pk}/photo/").status_code == 200
+
+
+def test_feedback_right_and_wrong(user_client, user, make_prediction):
+    prediction = make_prediction(user, label="usd_20", confidence=0.9)
+    url = f"/predictions/{prediction.pk}/feedback/"
+
+    response = user_client.post(url, {"label": "usd_20"})
+    assert response.status_code == 302
+    prediction.refresh_from_db()
+    assert (prediction.user_label, prediction.user_flagged) == ("usd_20", False)
+
+    response = user_client.post(url, {"label": "usd_50"}, follow=True)
+    prediction.refresh_from_db()
+    assert (prediction.user_label, prediction.user_flagged) == ("usd_50", True)
+    assert "You said it is a $50" in response.content.decode()
+
+
+def test_feedback_with_a_bad_label_changes_nothing(user_client, user, make_prediction):
+    prediction = make_prediction(user)
+    response = user_client.post(f"/predictions/{prediction.pk}/feedback/", {"label": "usd_3"})
+    assert response.status_code == 302
+    prediction.refresh_from_db()
+    assert prediction.user_label == ""
+
+
+def test_csrf_is_enforced_on_upload_and_feedback(user, make_prediction):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    prediction = make_prediction(user)
+
+    assert client.post("/", {"image": uploaded(image_bytes())}).status_code == 403
+    response = client.post(f"/predictions/{prediction.pk}/feedback/", {"label": "usd_1"})
+    assert response.status_code == 403
+    assert Upload.objects.count() == 1
+
+    # With the token from the page, the same request goes through.
+    client.get("/")
+    token = client.cookies["csrftoken"].value
+    response = client.post("/", {"image": uploaded(image_bytes()), "csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    assert Upload.objects.count() == 2
+
+
+# History ------------------------------------------------------------------------
+
+
+def test_history_lists_own_predictions_with_their_state(
+    user_client, user, other_user, make_prediction
+):
+    from classifier import services
+
+    confirmed = make_prediction(user, label="usd_10", confidence=0.88)
+    flagged = make_prediction(user, label="usd_1", confidence=0.7)
+    make_prediction(other_user, label="usd_100")
+    services.prediction_set_feedback(prediction=confirmed, user=user, label="usd_10")
+    services.prediction_set_feedback(prediction=flagged, user=user, label="usd_2")
+
+    html = user_client.get("/predictions/").content.decode()
+
+    assert f'href="/predictions/{confirmed.pk}/"' in html
+    assert f'src="/predictions/{flagged.pk}/thumbnail/"' in html
+    assert 'data-answer="usd_100"' not in html
+    assert "You confirmed it" in html
+    assert "You flagged it: $2" in html
+    assert "88%" in html
+
+    html = user_client.get("/predictions/?flagged=on").content.decode()
+    assert f'href="/predictions/{flagged.pk}/"' in html
+    assert f'href="/predictions/{confirmed.pk}/"' not in html
+
+    html = user_client.get("/predictions/?answer=usd_10").content.decode()
+    assert f'href="/predictions/{confirmed.pk}/"' in html
+    assert f'href="/predictions/{flagged.pk}/"' not in html
+
+
+def test_history_is_paginated(user_client, user, make_prediction):
+    for _ in range(23):
+        make_prediction(user)
+
+    first = user_client.get("/predictions/").content.decode()
+    second = user_client.get("/predictions/?page=2").content.decode()
+
+    assert first.count('class="history-item"') == 20
+    assert second.count('class="history-item"') == 3
+    assert "Page 1 of 2" in first
+    assert 'rel="next" href="?page=2"' in first
+
+
+# Health -------------------------------------------------------------------------
+
+
+def test_healthz_is_open_and_names_the_model(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "model": "tiny-test"}
+
+
+def test_healthz_fails_without_a_model(client, settings, use_predictor, tmp_path):
+    use_predictor(None)
+    settings.CLASSIFIER_MODEL = tmp_path / "missing"
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "error", "model": "unusable"}
+
+
+# Static files ---------------------------------------------------------------------
+
+
+def test_pages_render_with_hashed_static_files(user_client, settings, tmp_path):
+    """What production does: collectstatic with the manifest storage, then hashed URLs."""
+    settings.STATIC_ROOT = tmp_path / "static"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    }
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+    html = user_client.get("/").content.decode()
+
+    assert re.search(r'href="/static/classifier/style\.[0-9a-f]{12}\.css"', html)
+    assert re.search(r'src="/static/classifier/upload\.[0-9a-f]{12}\.js"', html)
+    assert reverse("classifier:upload") == "/"

@@ -98,7 +98,7 @@ class PredictionAdmin(admin.ModelAdmin):
                     "probability_table",
                     "threshold",
                     "model_version",
-                    "inference_ms",
+                    "inference_display",
                     "created",
                 ]
             },
@@ -118,7 +118,7 @@ class PredictionAdmin(admin.ModelAdmin):
         "probability_table",
         "threshold",
         "model_version",
-        "inference_ms",
+        "inference_display",
         "created",
         "owner",
         "user_label",
@@ -194,6 +194,10 @@ class PredictionAdmin(admin.ModelAdmin):
         if obj.user_flagged:
             return f"Wrong: {labels.display(obj.user_label)}"
         return "Right"
+
+    @admin.display(description="inference")
+    def inference_display(self, obj):
+        return f"{obj.inference_ms:.1f} ms (decoding and forward pass)"
 
     @admin.display(description="photo")
     def photo(self, obj):

@@ -25,9 +25,10 @@ POLICIES = ("squash", "letterbox", "crop")
 DEFAULT_POLICY = "squash"
 
 # Formats accepted from users. Restricting Pillow's plugins also keeps
-# dangerous decoders (EPS runs Ghostscript) out of reach. MPO is what many
-# phones write for ordinary JPEG photos.
-FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# dangerous decoders (EPS runs Ghostscript) out of reach. The JPEG opener
+# also reads MPO, which many phones write for ordinary photos (Pillow has no
+# separate MPO opener to name here).
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 
 # Largest image we decode: a 48-megapixel phone sensor with room to spare.
 # Anything bigger is refused from the header, before any pixel is decoded,

@@ -145,3 +145,15 @@ def test_formats_outside_the_list_are_refused():
     data = encode(Image.new("RGB", (8, 8)), "ICO")
     with pytest.raises(pre.InvalidImage):
         pre.open_image(data)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "GIF", "BMP", "TIFF"])
+def test_every_accepted_format_opens(fmt):
+    assert pre.open_image(encode(photo(40, 30).convert("RGB"), fmt)).size == (40, 30)
+
+
+def test_mpo_phone_photo_opens():
+    frames = [photo(64, 48, seed=1), photo(64, 48, seed=2)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "MPO", save_all=True, append_images=frames[1:])
+    assert pre.open_image(buf.getvalue()).size == (64, 48)

@@ -10,6 +10,7 @@ Environment (all optional):
     WEB_CONCURRENCY      worker count (default: one per CPU core)
     GUNICORN_TIMEOUT     seconds before a silent worker is killed (default 30)
     GUNICORN_MAX_REQUESTS  recycle a worker after this many requests (default 2000, 0 = never)
+    GUNICORN_CONTROL_SOCKET  path of a control socket for gunicornc (default: none)
     FORWARDED_ALLOW_IPS  proxies trusted for X-Forwarded-* (read by gunicorn itself)
 
 `kill -HUP <master pid>` reloads gracefully: new workers (new code and model)
@@ -51,6 +52,12 @@ max_requests_jitter = max_requests // 10
 SHM = "/dev/shm"  # noqa: S108 (gunicorn's own advice for containers)
 if os.path.isdir(SHM):
     worker_tmp_dir = SHM
+
+# gunicorn's control socket (for gunicornc) would go to $HOME/.gunicorn,
+# shared by every instance of the user and read-only in the image: only where
+# asked for. Signals (HUP, TTIN/TTOU, TERM) do the same jobs.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
 
 accesslog = "-"
 errorlog = "-"

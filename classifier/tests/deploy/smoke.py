@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .client import Client, Response
+from .client import Client, Response, trusting_context
 
 PASSWORD = "correct-horse-battery-staple-42"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # the app's cap (settings.CLASSIFIER_MAX_UPLOAD_BYTES)
@@ -244,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--https", required=True, help="e.g. https://localhost:8443")
     parser.add_argument("--http", required=True, help="e.g. http://localhost:8080")
+    parser.add_argument("--cafile", help="trust this certificate (else no TLS checks)")
     parser.add_argument("--media-cmd", help="a command printing the stored file names, one a line")
     args = parser.parse_args(argv)
 
@@ -255,7 +256,12 @@ def main(argv: list[str] | None = None) -> int:
         return sorted(line.strip() for line in out.splitlines() if line.strip())
 
     try:
-        report = run(args.https, args.http, media_names=media_names if args.media_cmd else None)
+        report = run(
+            args.https,
+            args.http,
+            ssl_context=trusting_context(args.cafile) if args.cafile else None,
+            media_names=media_names if args.media_cmd else None,
+        )
     except AssertionError as exc:
         print(f"smoke: FAILED: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Entrypoint of the web image: before gunicorn starts, hand the static files
+# to nginx and bring the database schema up to date. Any other command (a
+# shell, manage.py createsuperuser ...) runs as given.
+set -eu
+
+# An empty value would stop gunicorn from starting; unset means "one per core".
+[ -n "${WEB_CONCURRENCY:-}" ] || unset WEB_CONCURRENCY
+
+if [ "${1:-}" = gunicorn ]; then
+    if [ -n "${STATIC_EXPORT_DIR:-}" ]; then
+        # Files from earlier releases stay: pages cached in browsers may still
+        # name them. Hashed names never clash.
+        cp -R /app/staticfiles/. "$STATIC_EXPORT_DIR"/
+    fi
+    if [ "${DJANGO_MIGRATE:-1}" != 0 ]; then
+        # The database may still be starting (or restarting); retry a while.
+        tries=0
+        until python manage.py migrate --noinput; do
+            tries=$((tries + 1))
+            if [ "$tries" -ge 10 ]; then
+                echo "entrypoint: migrate failed $tries times, giving up" >&2
+                exit 1
+            fi
+            sleep 3
+        done
+    fi
+fi
+
+exec "$@"

@@ -4,7 +4,10 @@
 #   make docker-test      build the images and run the Compose stack for real
 #   make bench-http       upload throughput and latency through nginx
 
-DEPLOY_PYTHON ?= $(if $(PYTHON),$(PYTHON),$(if $(wildcard .venv/bin/python),.venv/bin/python,python3))
+# The project's virtualenv (the Makefile's $(PY)); the smoke flow and the
+# benchmark need its Pillow and psycopg2.
+DEPLOY_PYTHON ?= $(if $(PY),$(PY),$(if $(wildcard .venv/bin/python),.venv/bin/python,python3))
+DEPLOY_DEPS := $(if $(PY),install-dev)
 
 .PHONY: nginx-test-deps docker-test bench-http
 
@@ -12,18 +15,19 @@ DEPLOY_PYTHON ?= $(if $(PYTHON),$(PYTHON),$(if $(wildcard .venv/bin/python),.ven
 # nginx; it skips, saying why, only when nginx cannot be installed here.
 nginx-test-deps:
 	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo="sudo -n"; fi; \
 		echo "installing nginx-light from Debian's packages"; \
-		export DEBIAN_FRONTEND=noninteractive; \
-		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx-light; } >/dev/null \
+		{ $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			$$sudo apt-get install -y -qq --no-install-recommends nginx-light; } >/dev/null \
 			|| echo "warning: could not install nginx: the nginx integration test will be skipped"; \
 	else \
-		echo "warning: nginx is missing and cannot be installed (needs root and apt-get):" \
+		echo "warning: nginx is missing and there is no apt-get to install it:" \
 			"the nginx integration test will be skipped"; \
 	fi
 
-docker-test:
+docker-test: $(DEPLOY_DEPS)
 	PYTHON=$(DEPLOY_PYTHON) bash docker/docker-test.sh
 
-bench-http: nginx-test-deps
+bench-http: $(DEPLOY_DEPS) nginx-test-deps
 	$(DEPLOY_PYTHON) -m classifier.tests.deploy.bench

@@ -145,3 +145,12 @@ def test_nginx_image_sets_every_template_variable():
     assert used <= defaults, f"no default in nginx/Dockerfile for {sorted(used - defaults)}"
     with pytest.raises(KeyError):
         render_template(TEMPLATE.read_text(), {})
+
+
+def test_env_example_documents_every_compose_variable():
+    compose = (REPO / "docker-compose.yml").read_text()
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}", compose))
+    documented = set(
+        re.findall(r"^#?([A-Z0-9_]+)=", (REPO / ".env.example").read_text(), re.MULTILINE)
+    )
+    assert used <= documented, f".env.example lacks {sorted(used - documented)}"

@@ -27,8 +27,10 @@ RUN set -eu; \
     [ -n "$PIP_INDEX_URL" ] || unset PIP_INDEX_URL; \
     [ -n "$PIP_EXTRA_INDEX_URL" ] || unset PIP_EXTRA_INDEX_URL; \
     [ -n "$PIP_TRUSTED_HOST" ] || unset PIP_TRUSTED_HOST; \
-    python -m venv /opt/venv; \
-    /opt/venv/bin/pip install --no-compile -r /tmp/build/requirements.txt; \
+    # The venv gets the packages and no installer: pip stays in the build stage.
+    python -m venv --without-pip /opt/venv; \
+    python -m pip --python /opt/venv/bin/python install --no-compile \
+        -r /tmp/build/requirements.txt; \
     # no TensorFlow in the web image, whatever pulled it in
     if /opt/venv/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow') is None)"; then \
         echo "tensorflow must not be in the web image" >&2; exit 1; \

@@ -27,6 +27,7 @@ export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 PROJECT=usbills-dockertest
 work=$(mktemp -d "${TMPDIR:-/tmp}/usbills-docker-test.XXXXXX")
 dockerd_pid=""
+ip_forward=""
 compose_up=""
 status=1
 
@@ -63,6 +64,8 @@ if [ -z "$DOCKER" ] || ! "$DOCKER" info >/dev/null 2>&1; then
     # Containers get the MTU of the host's uplink: larger packets would be lost.
     dev=$(ip -o route show default 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }')
     mtu=$(cat "/sys/class/net/${dev:-eth0}/mtu" 2>/dev/null || echo 1500)
+    # dockerd turns IP forwarding on for its containers; it is put back after.
+    ip_forward=$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo "")
     say "starting dockerd (mtu $mtu), log in $work/dockerd.log"
     dockerd --mtu "$mtu" >"$work/dockerd.log" 2>&1 &
     dockerd_pid=$!
@@ -102,6 +105,7 @@ cleanup() {
         say "stopping dockerd (pid $dockerd_pid)"
         kill -TERM "$dockerd_pid" 2>/dev/null || true
         wait "$dockerd_pid" 2>/dev/null || true
+        if [ "$ip_forward" = 0 ]; then echo 0 >/proc/sys/net/ipv4/ip_forward 2>/dev/null || true; fi
     fi
     rm -rf "$work"
     if [ "$status" = 0 ]; then say "PASSED"; else say "FAILED"; fi

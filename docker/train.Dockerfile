@@ -4,27 +4,31 @@
 # photos; the new model is written to the mounted models/ directory.
 # Same build arguments as the web image (see ../Dockerfile).
 ARG PYTHON_IMAGE=python:3.11-slim
-FROM ${PYTHON_IMAGE}
+
+FROM ${PYTHON_IMAGE} AS build
 ARG PIP_INDEX_URL=
 ARG PIP_EXTRA_INDEX_URL=
 ARG PIP_TRUSTED_HOST=
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DEFAULT_TIMEOUT=120 \
-    PATH=/opt/venv/bin:$PATH \
-    PYTHONUNBUFFERED=1 \
-    MEDIA_ROOT=/srv/media \
-    CLASSIFIER_MODEL=/app/models
-
+    PIP_DEFAULT_TIMEOUT=120
 COPY docker/ca-certificates.cr[t] requirements.txt requirements-train.txt /tmp/build/
 RUN set -eu; \
     if [ -s /tmp/build/ca-certificates.crt ]; then export PIP_CERT=/tmp/build/ca-certificates.crt; fi; \
     [ -n "$PIP_INDEX_URL" ] || unset PIP_INDEX_URL; \
     [ -n "$PIP_EXTRA_INDEX_URL" ] || unset PIP_EXTRA_INDEX_URL; \
     [ -n "$PIP_TRUSTED_HOST" ] || unset PIP_TRUSTED_HOST; \
-    python -m venv /opt/venv; \
-    /opt/venv/bin/pip install -r /tmp/build/requirements.txt -r /tmp/build/requirements-train.txt; \
-    rm -rf /tmp/build
+    python -m venv --without-pip /opt/venv; \
+    python -m pip --python /opt/venv/bin/python install \
+        -r /tmp/build/requirements.txt -r /tmp/build/requirements-train.txt
+
+
+FROM ${PYTHON_IMAGE}
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    MEDIA_ROOT=/srv/media \
+    CLASSIFIER_MODEL=/app/models
+COPY --from=build /opt/venv /opt/venv
 
 WORKDIR /app
 COPY manage.py ./

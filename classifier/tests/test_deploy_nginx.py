@@ -29,6 +29,7 @@ from classifier.tests.deploy.stack import (
     find_nginx,
     postgres_reachable,
     render_template,
+    stop,
 )
 
 SHIPPED_MODELS = REPO / "models"
@@ -120,6 +121,17 @@ def test_gunicorn_reloads_gracefully_on_hup(stack):
     assert set(statuses) == {200}, statuses
     log = (stack.workdir / "gunicorn.log").read_text()
     assert "Hang up" in log, log[-2000:]
+
+
+def test_app_down_gives_the_friendly_page(stack):
+    """Stops gunicorn: keep this the last test that uses the stack."""
+    stop(stack.gunicorn)
+    client = Client(stack.https_url, ssl_context=trusting_context(str(stack.cert_file)))
+    response = client.get("/")
+    client.close()
+    assert response.status == 502
+    assert "Back in a moment" in response.text
+    assert response.header("Strict-Transport-Security")
 
 
 def test_gunicorn_config(monkeypatch):

@@ -116,6 +116,29 @@ def run_level(
     return level
 
 
+def cpu_seconds(root_pid: int | None = None, name: str | None = None) -> float:
+    """CPU time (user + system) of a process and its children, or of every
+    process whose command line contains `name`; Linux only (0 elsewhere)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if name is not None:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if name.encode() not in f.read():
+                        continue
+            elif int(entry) != root_pid and int(fields[1]) != root_pid:
+                continue
+        except (OSError, IndexError, ValueError):
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def count_rows(stack: Stack) -> tuple[int, int]:
     import psycopg2
 
@@ -136,10 +159,15 @@ def model_dir(tmp: Path) -> Path:
     if (shipped / "CURRENT").is_file():
         return shipped
     print("bench: models/CURRENT is missing: using a tiny untrained model (not representative)")
+    import contextlib
+    import io
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from classifier.ml.export import export_model, tiny_card, tiny_model
 
     out = tmp / "tiny-model"
-    export_model(tiny_model(), out, tiny_card())
+    with contextlib.redirect_stdout(io.StringIO()):
+        export_model(tiny_model(), out, tiny_card())
     return out
 
 
@@ -182,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
 
             results = []
+            cpu_before = {
+                "gunicorn": cpu_seconds(stack.gunicorn.pid),
+                "nginx": cpu_seconds(stack.nginx.pid),
+                "postgres": cpu_seconds(name="postgres"),
+                "client": sum(os.times()[:2]),
+            }
             header = ("clients", "uploads", "failed", "per s", "p50 ms", "p99 ms")
             print("{:>7} {:>8} {:>6} {:>7} {:>7} {:>7}".format(*header))
             for clients in levels:
@@ -202,6 +236,18 @@ def main(argv: list[str] | None = None) -> int:
                 for error in level.errors:
                     print(f"        e.g. {error}")
 
+            measured = sum(r.ok + r.failed for r in results) or 1
+            cpu_after = {
+                "gunicorn": cpu_seconds(stack.gunicorn.pid),
+                "nginx": cpu_seconds(stack.nginx.pid),
+                "postgres": cpu_seconds(name="postgres"),
+                "client": sum(os.times()[:2]),
+            }
+            per_upload = ", ".join(
+                f"{k} {1000 * (cpu_after[k] - cpu_before[k]) / measured:.1f}" for k in cpu_before
+            )
+            print(f"bench: CPU ms per upload: {per_upload}")
+            print(f"bench: load average during the run: {os.getloadavg()[0]:.1f}")
             ok = sum(r.ok for r in results) + warmup
             failed = sum(r.failed for r in results)
             uploads, predictions = count_rows(stack)

@@ -118,7 +118,12 @@ def efficientnet_lite0(
 
 def _torch_names() -> dict[str, str]:
     """Keras layer name -> PyTorch parameter prefix."""
-    names = {"stem_conv": "_conv_stem", "stem_bn": "_bn0", "top_conv": "_conv_head", "top_bn": "_bn1"}
+    names = {
+        "stem_conv": "_conv_stem",
+        "stem_bn": "_bn0",
+        "top_conv": "_conv_head",
+        "top_bn": "_bn1",
+    }
     for index, _in, _out, _k, _s, expand in block_specs():
         t, k = f"_blocks.{index}", f"block{index}"
         if expand != 1:

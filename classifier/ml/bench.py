@@ -26,7 +26,8 @@ from classifier.ml.predictor import Predictor
 p = Predictor.load(sys.argv[1])
 elapsed = time.perf_counter() - t0
 rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:"))
-print(json.dumps({"load_s": elapsed, "rss_mb": rss / 1024, "tensorflow_imported": "tensorflow" in sys.modules}))
+tf = "tensorflow" in sys.modules
+print(json.dumps({"load_s": elapsed, "rss_mb": rss / 1024, "tensorflow_imported": tf}))
 """
 
 
@@ -79,7 +80,7 @@ def measure_load(model: str | Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     runs = []
     for _ in range(3):
-        out = subprocess.run(
+        out = subprocess.run(  # noqa: S603 - our own interpreter and snippet
             [sys.executable, "-c", _LOAD_SNIPPET, str(model)],
             capture_output=True,
             text=True,
@@ -109,7 +110,7 @@ def measure(model: str | Path, repeats: int = 200) -> dict:
                 .uniform(0, 255, (p.input_size,) * 2 + (3,))
                 .astype(np.float32)
             )
-        forward[threads] = timed(lambda p=p: p.forward(x), repeats)
+        forward[threads] = timed(lambda p=p, x=x: p.forward(x), repeats)
     results["forward_1_thread"] = forward[1]
     results["forward_2_threads"] = forward[2]
     results["forward_speedup_2_vs_1"] = round(forward[1]["p50_ms"] / forward[2]["p50_ms"], 2)
@@ -175,7 +176,8 @@ def run(model: str | Path, *, as_json: bool = False, repeats: int = 200) -> int:
     print(f"  {'12 MP predict / forward':28s} {r['predict_12mp_vs_forward']:.2f}x")
     print(f"  {'load (fresh process)':28s} {r['load_s']:.3f} s")
     print(
-        f"  {'RSS after load':28s} {r['rss_after_load_mb']:.1f} MB  (TensorFlow imported: {r['tensorflow_imported']})"
+        f"  {'RSS after load':28s} {r['rss_after_load_mb']:.1f} MB"
+        f"  (TensorFlow imported: {r['tensorflow_imported']})"
     )
     k = r["keras"]
     if "skipped" in k:

@@ -113,7 +113,7 @@ def save_confusion_png(confusion: dict, path: str | Path, *, title: str = "") ->
         total = max(1, sum(confusion[r].values()))
         draw.text((8, top + i * cell + cell // 2 - 6), r.replace("usd_", "$"), fill="black")
         for j, c in enumerate(cols):
-            v = confusion[r][c]
+            v = confusion[r].get(c, 0)
             shade = int(255 * (1 - v / total))
             colour = (shade, shade, 255) if r == c else (255, shade, shade)
             x0, y0 = left + j * cell, top + i * cell

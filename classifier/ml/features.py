@@ -100,5 +100,6 @@ def compute(
             if done % 500 == 0 or done == len(jobs):
                 rate = done / (time.perf_counter() - start)
                 log(f"features: {done}/{len(jobs)} images ({rate:.1f} images/s)")
-    assert result is not None
+    if result is None:
+        raise ValueError("no images to compute features of")
     return result

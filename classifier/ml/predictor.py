@@ -126,7 +126,9 @@ class Predictor:
     def forward(self, x: np.ndarray) -> np.ndarray:
         """One (size, size, 3) float32 input -> class probabilities."""
         with self._lock:
-            self._interpreter.set_tensor(self._input_index, x[np.newaxis].astype(np.float32, copy=False))
+            self._interpreter.set_tensor(
+                self._input_index, x[np.newaxis].astype(np.float32, copy=False)
+            )
             self._interpreter.invoke()
             return self._interpreter.get_tensor(self._output_index)[0].copy()
 

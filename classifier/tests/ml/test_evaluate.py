@@ -48,11 +48,30 @@ def test_evaluate_a_directory(small_dir, tiny_model_dir, tmp_path):
 
 def test_evaluate_cli_prints_json(small_dir, tiny_model_dir):
     out = subprocess.run(
-        [sys.executable, "-m", "classifier.ml", "evaluate", str(small_dir), "--model", str(tiny_model_dir)],
-        capture_output=True, text=True, cwd=REPO, check=True,
+        [
+            sys.executable,
+            "-m",
+            "classifier.ml",
+            "evaluate",
+            str(small_dir),
+            "--model",
+            str(tiny_model_dir),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
     )
     m = json.loads(out.stdout)
-    for key in ("n", "accuracy", "bill_accuracy", "not_a_bill_rejection", "coverage", "per_class", "confusion"):
+    for key in (
+        "n",
+        "accuracy",
+        "bill_accuracy",
+        "not_a_bill_rejection",
+        "coverage",
+        "per_class",
+        "confusion",
+    ):
         assert key in m
 
 
@@ -62,12 +81,25 @@ def test_predict_cli_one_line_per_image(tiny_model_dir, tmp_path):
     bad = tmp_path / "b.jpg"
     bad.write_text("not an image")
     out = subprocess.run(
-        [sys.executable, "-m", "classifier.ml", "predict", str(good), str(bad), "--model", str(tiny_model_dir)],
-        capture_output=True, text=True, cwd=REPO, check=False,
+        [
+            sys.executable,
+            "-m",
+            "classifier.ml",
+            "predict",
+            str(good),
+            str(bad),
+            "--model",
+            str(tiny_model_dir),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
     )
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert out.returncode == 1
-    assert rows[0]["image"] == str(good) and rows[0]["model_version"] == "tiny-test"
+    assert rows[0]["image"] == str(good)
+    assert rows[0]["model_version"] == "tiny-test"
     assert "not an image" in rows[1]["error"]
 
 

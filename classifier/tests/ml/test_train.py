@@ -32,14 +32,26 @@ def test_train_exports_a_working_model(small_dataset, tmp_path):
 
     out = tmp_path / "models"
     logs = []
-    cfg = Config(data=str(small_dataset), out=str(out), version="t1", variants=1, head_epochs=1,
-                 finetune_epochs=1, processes=2)
+    cfg = Config(
+        data=str(small_dataset),
+        out=str(out),
+        version="t1",
+        variants=1,
+        head_epochs=1,
+        finetune_epochs=1,
+        processes=2,
+    )
     path = train(cfg, log=logs.append)
     assert path == out / "t1.tflite"
     assert (out / "CURRENT").read_text().strip() == "t1"
     card = json.loads((out / "t1.json").read_text())
     assert card["classes"] == list(CLASSES)
-    assert set(card["validation"]) >= {"accuracy", "bill_accuracy", "not_a_bill_rejection", "confusion"}
+    assert set(card["validation"]) >= {
+        "accuracy",
+        "bill_accuracy",
+        "not_a_bill_rejection",
+        "confusion",
+    }
     assert card["training"]["images_total"] == sum(1 for _ in small_dataset.rglob("*.jpg"))
     assert any("finetune epoch" in line for line in logs)
     predictor = Predictor.load(out)

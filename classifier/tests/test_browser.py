@@ -29,9 +29,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 # A flat, front-facing $20 from the training images; the shipped model knows it well.
-NOTE = ("usd_20", "emerson5123-361b614b3288.jpg")
+NOTE = ("usd_20", "emerson5123-767d6c5bfc3c.jpg")
 OTHER_PHOTOS = [("usd_1", 0), ("not_a_bill", 0)]
 TIMEOUT_MS = 30_000
+# Waits for an <img> to load (a lazy one too) and gives its width; 0 if it is broken.
+LOADED_WIDTH = "img => img.decode().then(() => img.naturalWidth, () => 0)"
 
 
 @pytest.fixture
@@ -96,14 +98,14 @@ def test_sign_up_upload_see_the_note_flag_it_and_review_it(
     assert answer.get_attribute("data-answer") == label
     assert answer.locator(".answer-label").inner_text() == "$20"
     assert page.locator("ol.bars li").count() == 3
-    assert page.locator(".result-photo img").evaluate("img => img.naturalWidth") > 0
+    assert page.locator(".result-photo img").evaluate(LOADED_WIDTH) > 0
 
     # History.
     page.click("nav >> text=History")
     page.wait_for_url(f"{url}/predictions/")
     item = page.locator(f'a.history-item[href="/predictions/{prediction_id}/"]')
     assert item.locator(".history-answer").inner_text() == "$20"
-    assert item.locator("img").evaluate("img => img.naturalWidth") > 0
+    assert item.locator("img").evaluate(LOADED_WIDTH) > 0
 
     # Flag it as wrong.
     item.click()

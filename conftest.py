@@ -46,26 +46,6 @@ def uploaded(data: bytes, name="note.jpg", content_type="image/jpeg") -> SimpleU
     return SimpleUploadedFile(name, data, content_type=content_type)
 
 
-def _open_image_reads_png() -> bool:
-    from classifier.ml.preprocess import InvalidImage, open_image
-
-    try:
-        open_image(image_bytes(fmt="PNG"))
-    except InvalidImage:
-        return False
-    return True
-
-
-# classifier.ml.preprocess.FORMATS names "MPO", which Pillow 13 no longer
-# registers as an opener, so Image.open(formats=FORMATS) raises KeyError for
-# anything that is not a JPEG and open_image calls every PNG "damaged".
-needs_non_jpeg_support = pytest.mark.xfail(
-    not _open_image_reads_png(),
-    reason="classifier.ml.preprocess cannot open non-JPEG images with this Pillow (MPO)",
-    strict=True,
-)
-
-
 def media_files(root: Path) -> list[Path]:
     return sorted(p for p in Path(root).rglob("*") if p.is_file())
 

@@ -48,7 +48,7 @@ def upload_create(*, user, file) -> Prediction:
         )
         # open_image has decoded every byte; reading the header again tells the
         # format and the stored size without another decode.
-        header = Image.open(io.BytesIO(data), formats=_readable_formats())
+        header = Image.open(io.BytesIO(data), formats=preprocess.FORMATS)
     except preprocess.InvalidImage as exc:
         raise ValidationError(str(exc), code="invalid_image") from None
     content_type, ext = FORMAT_TYPES[header.format]
@@ -146,13 +146,6 @@ def image_size(img: Image.Image) -> tuple[int, int]:
     if orientation in (5, 6, 7, 8):
         return height, width
     return width, height
-
-
-def _readable_formats() -> list[str]:
-    # The accepted formats this Pillow registers (some versions read MPO files
-    # with the JPEG plugin and have no "MPO" opener).
-    Image.init()
-    return [f for f in preprocess.FORMATS if f in Image.OPEN]
 
 
 def _read_capped(file) -> bytes:

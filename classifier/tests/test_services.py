@@ -9,7 +9,7 @@ from PIL import Image
 from classifier import services
 from classifier.ml import labels
 from classifier.models import Prediction, Upload
-from conftest import image_bytes, media_files, needs_non_jpeg_support, uploaded
+from conftest import image_bytes, media_files, uploaded
 
 pytestmark = pytest.mark.django_db
 
@@ -61,9 +61,9 @@ def test_upload_create_gives_the_same_answer_as_the_predictor(user, tiny_predict
     ("fmt", "content_type", "ext"),
     [
         ("JPEG", "image/jpeg", "jpg"),
-        pytest.param("PNG", "image/png", "png", marks=needs_non_jpeg_support),
-        pytest.param("GIF", "image/gif", "gif", marks=needs_non_jpeg_support),
-        pytest.param("WEBP", "image/webp", "webp", marks=needs_non_jpeg_support),
+        ("PNG", "image/png", "png"),
+        ("GIF", "image/gif", "gif"),
+        ("WEBP", "image/webp", "webp"),
     ],
 )
 def test_upload_create_keeps_the_detected_type_not_the_claimed_one(
@@ -278,3 +278,9 @@ def test_confirm_uses_the_models_answer(user, staff_user, make_prediction):
         "",
     )
     assert default_storage.exists(note.upload.file.name)
+
+
+def test_every_format_the_ml_library_accepts_has_a_served_type():
+    from classifier.ml import preprocess
+
+    assert set(preprocess.FORMATS) <= set(services.FORMAT_TYPES)

@@ -33,6 +33,7 @@ from classifier.tests.deploy.stack import (
 )
 
 SHIPPED_MODELS = REPO / "models"
+DATASET = REPO.parent / "shared" / "datasets" / "usd-bills" / "train"
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +87,22 @@ def test_smoke_flow_through_nginx(stack):
     assert all((stack.media_root / n).stat().st_mode & 0o007 == 0 for n in names), (
         "photos are readable by everyone"
     )
+
+
+def test_shipped_model_answers_through_nginx(stack, model_dir):
+    """A $20 the shipped model knows well, uploaded the way a browser does."""
+    photo = DATASET / "usd_20" / "emerson5123-767d6c5bfc3c.jpg"
+    if model_dir != SHIPPED_MODELS:
+        pytest.skip("no shipped model in models/ yet")
+    if not photo.is_file():
+        pytest.skip(f"the test photo is not in {DATASET}")
+    client = Client(stack.https_url, ssl_context=trusting_context(str(stack.cert_file)))
+    smoke.sign_up(client, "carol")
+    response = smoke.upload(client, photo.read_bytes(), name=photo.name)
+    assert response.status == 302, response.text[:500]
+    page = client.get(response.location)
+    client.close()
+    assert smoke.ANSWER.search(page.text).group(1) == "usd_20"
 
 
 def test_check_deploy_passes_with_production_settings(stack):

@@ -31,6 +31,8 @@ def _train(args) -> int:
         head_epochs=args.head_epochs,
         finetune_epochs=args.epochs,
         final=not args.no_final,
+        extra=tuple(args.extra),
+        compare_with=args.compare_with,
     )
     train.train(cfg, log=lambda msg: print(msg, flush=True))
     return 0
@@ -72,7 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train", help="train and export a model")
     p.add_argument("--data", required=True, help="ImageFolder directory (one folder per class)")
     p.add_argument("--out", default=str(DEFAULT_MODELS), help="where to write the model files")
-    p.add_argument("--version", help="model version (default effl0-YYYYMMDD)")
+    p.add_argument("--version", help="model version (default effl0-YYYYMMDD-HHMM)")
+    p.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="another ImageFolder tree (reviewed uploads); repeatable",
+    )
+    p.add_argument(
+        "--compare-with", metavar="MODEL", help="score this model on the same validation"
+    )
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--variants", type=int, default=5, help="augmented copies of each image")
     p.add_argument("--head-epochs", type=int, default=4)

@@ -28,7 +28,11 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".ti
 #     whole, so 40% of it, chosen by a hash of the file name.
 #   christinelumen (foreign notes): 40%, for the same reason.
 #   emerson5123 and d-jason32 (flat scans of single notes) train only.
+#   corrections (photos users uploaded, labelled by reviewers): 30%, so
+#     that a retrained model is compared on uploads it has never seen.
+CORRECTIONS = "corrections"
 VALIDATION: dict[str, float] = {
+    CORRECTIONS: 0.3,
     "cemgalioglu": 1.0,
     "imagenet": 0.25,
     "bluebirdseven": 0.4,
@@ -40,10 +44,11 @@ VALIDATION: dict[str, float] = {
 class Item:
     path: Path
     label: str
+    origin: str = ""  # the source when it is not in the file name
 
     @property
     def source(self) -> str:
-        return source_of(self.path.name)
+        return self.origin or source_of(self.path.name)
 
 
 def source_of(filename: str) -> str:
@@ -53,8 +58,12 @@ def source_of(filename: str) -> str:
     return head if sep else stem
 
 
-def scan(root: str | Path, classes: tuple[str, ...] = CLASSES) -> list[Item]:
-    """Every image under root/<class>/, sorted; folders that are not classes are an error."""
+def scan(root: str | Path, classes: tuple[str, ...] = CLASSES, *, source: str = "") -> list[Item]:
+    """Every image under root/<class>/, sorted; folders that are not classes are an error.
+
+    ``source`` names the source of every file (e.g. "corrections"); by
+    default it is read from each file name.
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a directory")
@@ -65,7 +74,7 @@ def scan(root: str | Path, classes: tuple[str, ...] = CLASSES) -> list[Item]:
             f"{root} has folders that are not classes: {unknown}; classes are {classes}"
         )
     items = [
-        Item(path, folder.name)
+        Item(path, folder.name, source)
         for folder in folders
         for path in sorted(folder.iterdir())
         if path.suffix.lower() in IMAGE_SUFFIXES

@@ -61,6 +61,10 @@ class Config:
     input_size: int = INPUT_SIZE
     policy: str = DEFAULT_POLICY
     final: bool = True  # retrain on all data after validating
+    # More ImageFolder trees (reviewed uploads), read as the source "corrections".
+    extra: tuple[str, ...] = ()
+    # A model to score on the same validation photos, for comparison.
+    compare_with: str | None = None
     processes: int | None = None
 
 
@@ -173,6 +177,18 @@ def fit(cfg: Config, top, feats, y, train_idx, val_idx=None, *, finetune_epochs=
     if best["weights"] is not None:
         top.set_weights(best["weights"])
     return history, best["epoch"] or (finetune_epochs or cfg.finetune_epochs)
+
+
+def metrics_by_source(items: list[dataset.Item], answers: list[str]) -> dict:
+    """compute_metrics, plus the accuracy on each source's photos."""
+    labels = [i.label for i in items]
+    out = compute_metrics(labels, answers)
+    out["by_source"] = {}
+    for source in sorted({i.source for i in items}):
+        keep = [k for k, i in enumerate(items) if i.source == source]
+        part = compute_metrics([labels[k] for k in keep], [answers[k] for k in keep])
+        out["by_source"][source] = part["accuracy"]
+    return out
 
 
 def choose_threshold(labels: list[str], probs: np.ndarray) -> tuple[float, list[dict]]:
@@ -290,6 +306,8 @@ def train(cfg: Config, log=print) -> Path:
     keras.utils.set_random_seed(cfg.seed)
     data = Path(cfg.data)
     items = dataset.scan(data)
+    for extra in cfg.extra:
+        items += dataset.scan(extra, source=dataset.CORRECTIONS)
     train_items, val_items = dataset.split(items)
     log(f"data: {len(items)} images; train {len(train_items)}, validation {len(val_items)}")
     for name, part in (("train", train_items), ("validation", val_items)):
@@ -326,7 +344,7 @@ def train(cfg: Config, log=print) -> Path:
 
     log("-- validation run: train split only")
     history, epochs = fit(cfg, top, feats, y, train_idx, val_idx, log=log)
-    version = cfg.version or f"effl0-{dt.date.today():%Y%m%d}"
+    version = cfg.version or f"effl0-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M}"
     with tempfile.TemporaryDirectory() as tmp:
         card = {
             "version": f"{version}-val",
@@ -339,18 +357,20 @@ def train(cfg: Config, log=print) -> Path:
         val_probs = predict_items(predictor, [i.path for i in val_items])
     val_labels = [i.label for i in val_items]
     threshold, table = choose_threshold(val_labels, val_probs)
-    val_metrics = compute_metrics(val_labels, answer_at(val_probs, threshold))
-    val_metrics["by_source"] = {
-        s: compute_metrics(
-            [lab for lab, it in zip(val_labels, val_items, strict=True) if it.source == s],
-            [
-                a
-                for a, it in zip(answer_at(val_probs, threshold), val_items, strict=True)
-                if it.source == s
-            ],
-        )["accuracy"]
-        for s in sorted({i.source for i in val_items})
-    }
+    val_metrics = metrics_by_source(val_items, answer_at(val_probs, threshold))
+    comparison = None
+    if cfg.compare_with:
+        other = Predictor.load(cfg.compare_with)
+        other_probs = predict_items(other, [i.path for i in val_items])
+        comparison = {
+            "model_version": other.version,
+            "threshold": other.threshold,
+            **metrics_by_source(val_items, answer_at(other_probs, other.threshold)),
+        }
+        log(
+            f"compared with {other.version}: "
+            + json.dumps({k: comparison[k] for k in ("accuracy", "bill_accuracy")})
+        )
     log(
         f"threshold {threshold}: "
         + json.dumps(
@@ -384,6 +404,8 @@ def train(cfg: Config, log=print) -> Path:
         sources=read_sources(data),
         seconds=time.perf_counter() - started,
     )
+    if comparison:
+        card["comparison"] = comparison
     path = export_model(full, cfg.out, card)
     save_confusion_png(
         val_metrics["confusion"],

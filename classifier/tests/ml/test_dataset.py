@@ -51,3 +51,10 @@ def test_split_holds_sources_out_and_is_stable(tmp_path):
     assert 0.3 < share < 0.5
     assert not {i.path for i in train} & {i.path for i in val}
     assert dataset.split(items) == (train, val)
+
+
+def test_scan_can_name_the_source(tmp_path):
+    _tree(tmp_path, ["usd_50/" + "ab" * 32 + ".jpg"])
+    (item,) = dataset.scan(tmp_path, source=dataset.CORRECTIONS)
+    assert item.source == "corrections"
+    assert dataset.VALIDATION["corrections"] > 0

@@ -25,8 +25,19 @@ def small_dataset(dataset_dir, tmp_path_factory):
     return root
 
 
+@pytest.fixture
+def corrections(dataset_dir, tmp_path):
+    """A reviewed-uploads tree: file names carry no source prefix."""
+    root = tmp_path / "corrections"
+    for label in ("usd_20", "not_a_bill"):
+        (root / label).mkdir(parents=True)
+        for k, f in enumerate(sorted((dataset_dir / label).iterdir())[-5:]):
+            shutil.copy(f, root / label / f"{k:064x}.jpg")
+    return root
+
+
 @pytest.mark.slow
-def test_train_exports_a_working_model(small_dataset, tmp_path):
+def test_train_exports_a_working_model(small_dataset, corrections, tiny_model_dir, tmp_path):
     pytest.importorskip("tensorflow", reason="training needs requirements-train.txt")
     from classifier.ml.train import Config, train
 
@@ -40,6 +51,8 @@ def test_train_exports_a_working_model(small_dataset, tmp_path):
         head_epochs=1,
         finetune_epochs=1,
         processes=2,
+        extra=(str(corrections),),
+        compare_with=str(tiny_model_dir),
     )
     path = train(cfg, log=logs.append)
     assert path == out / "t1.tflite"
@@ -52,7 +65,12 @@ def test_train_exports_a_working_model(small_dataset, tmp_path):
         "not_a_bill_rejection",
         "confusion",
     }
-    assert card["training"]["images_total"] == sum(1 for _ in small_dataset.rglob("*.jpg"))
+    n_files = sum(1 for _ in small_dataset.rglob("*.jpg")) + 10
+    assert card["training"]["images_total"] == n_files
+    assert card["training"]["images"]["usd_20"]["corrections"] == 5
+    assert "corrections" in card["validation"]["by_source"]
+    assert card["comparison"]["model_version"] == "tiny-test"
+    assert card["comparison"]["n"] == card["validation"]["n"]
     assert any("finetune epoch" in line for line in logs)
     predictor = Predictor.load(out)
     some = next((small_dataset / "usd_5").iterdir())

@@ -46,11 +46,13 @@ install-dev: $(VENV)/.installed-dev
 run: export DJANGO_DEBUG ?= 1
 run: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 migrate: export DJANGO_DEBUG ?= 1
 migrate: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
 
 superuser: export DJANGO_DEBUG ?= 1
 superuser: migrate

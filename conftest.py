@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,41 @@ def _test_settings(tmp_path_factory):
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     ):
         yield
+
+
+# The shared cache as in production: Redis (REDIS_URL, or the local server).
+TEST_REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+def redis_available() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+REDIS_AVAILABLE = redis_available()
+
+
+@pytest.fixture(autouse=True)
+def _cache(settings):
+    """Each test counts sign-in failures and uploads afresh, under a key prefix of its own.
+
+    The Redis server may be shared, so nothing is flushed: keys expire by themselves.
+    """
+    prefix = f"usbills-test-{uuid.uuid4().hex}"
+    if REDIS_AVAILABLE:
+        cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache"}
+        cache["LOCATION"] = TEST_REDIS_URL
+    else:  # the same behaviour within one process; test_security says Redis was missing
+        cache = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": prefix}
+    settings.CACHES = {"default": {**cache, "KEY_PREFIX": prefix}}
+    # django-axes keeps the cache it was first given; make it take this one.
+    from axes.handlers.proxy import AxesProxyHandler
+
+    AxesProxyHandler.get_implementation(force=True)
 
 
 @pytest.fixture(scope="session")

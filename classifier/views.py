@@ -16,6 +16,7 @@ from . import selectors, services
 from .forms import FeedbackForm, HistoryFilterForm, SignupForm, UploadForm
 from .ml import labels
 from .ml.predictor import ModelError
+from .ratelimit import limit_uploads
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ def signup(request):
 
 
 @require_http_methods(["GET", "POST"])
+@limit_uploads
 def upload(request):
     form = UploadForm(request.POST or None, request.FILES or None, user=request.user)
     status = 200

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -65,6 +66,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into a 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "usbills_site.urls"
@@ -102,6 +105,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out sign-in before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "classifier:upload"
 LOGOUT_REDIRECT_URL = "login"
@@ -138,6 +146,9 @@ STORAGES = {
 
 # The classifier.
 CLASSIFIER_MODEL = Path(env_str("CLASSIFIER_MODEL") or BASE_DIR / "models")
+# Where versions are registered from and candidates are trained into; which
+# one serves is the database's active ModelVersion (manage.py activate_model).
+CLASSIFIER_MODELS_DIR = Path(env_str("CLASSIFIER_MODELS_DIR") or BASE_DIR / "models")
 CLASSIFIER_THREADS = env_int("CLASSIFIER_THREADS", None)  # None: the predictor decides
 CLASSIFIER_MAX_UPLOAD_BYTES = env_int("CLASSIFIER_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 # Same as the ML library's default: a 48-megapixel phone photo with room to spare.
@@ -167,6 +178,35 @@ X_FRAME_OPTIONS = "DENY"
 # Asking browsers to preload HSTS is a commitment for the whole domain that
 # each deployment makes for itself (DJANGO_SECURE_HSTS_PRELOAD=1).
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# The cache holds the sign-in failures and the upload counts, which every
+# worker must share: Redis when REDIS_URL is set (compose sets it). Without
+# it, a table in the database (`manage.py createcachetable`, which `make run`
+# does): slower, but still shared by every process.
+REDIS_URL = env_str("REDIS_URL")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "usbills_cache"}
+    )
+}
+
+# Sign-in throttling (django-axes, counted in the cache): after
+# AXES_FAILURE_LIMIT failures for one username from one address, that pair is
+# refused with a 429 for AXES_COOLOFF_TIME. Username *and* address, so that a
+# stranger cannot lock a user out from everywhere.
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_FAILURE_LIMIT = env_int("DJANGO_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_int("DJANGO_LOGIN_COOLOFF_MINUTES", 15) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "429.html"
+AXES_CLIENT_IP_CALLABLE = "classifier.ratelimit.client_ip"
+AXES_VERBOSE = False
+
+# Uploads per user (classifier/ratelimit.py), e.g. "30/m", "500/h"; "off" for none.
+CLASSIFIER_UPLOAD_RATE = env_str("CLASSIFIER_UPLOAD_RATE", "30/m")
 
 # Mail (password reset): printed to the console unless an SMTP host is set.
 EMAIL_HOST = env_str("DJANGO_EMAIL_HOST")

@@ -1,0 +1,90 @@
+"""Per-user upload rate limit, shared by every upload entry point (form and API).
+
+A fixed window counted in the cache: Redis in production, so that every
+gunicorn worker and container sees the same count. The limit comes from
+settings.CLASSIFIER_UPLOAD_RATE, e.g. "30/m"; "0" or "off" turns it off.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.shortcuts import render
+
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    allowed: bool
+    limit: int
+    period: int  # seconds
+    retry_after: int  # seconds until the window resets; 0 when allowed
+
+
+def parse_rate(rate: str) -> tuple[int, int] | None:
+    """'30/m' -> (30, 60); None when the limit is off ('', '0', 'off')."""
+    rate = (rate or "").strip().lower()
+    if rate in ("", "0", "off", "none"):
+        return None
+    # "30/m"; "10/5m" means ten per five minutes.
+    match = re.fullmatch(r"(\d+)/(\d*)([smhd])", rate)
+    if match is None:
+        raise ValueError(f"not a rate: {rate!r} (expected e.g. '30/m', '100/h' or 'off')")
+    count, multiple, unit = match.groups()
+    return int(count), max(1, int(multiple or 1)) * PERIODS[unit]
+
+
+def upload_rate_hit(*, user) -> RateLimit:
+    """Count one upload by this user; say whether it is within CLASSIFIER_UPLOAD_RATE."""
+    parsed = parse_rate(settings.CLASSIFIER_UPLOAD_RATE)
+    if parsed is None:
+        return RateLimit(allowed=True, limit=0, period=0, retry_after=0)
+    limit, period = parsed
+    now = int(time.time())
+    window = now - now % period
+    key = f"ratelimit:upload:{user.pk}:{period}:{window}"
+    # add() is a no-op when the key exists, incr() is atomic in Redis: two
+    # workers counting at once never lose a hit.
+    cache.add(key, 0, timeout=period + 1)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # the key expired between add() and incr()
+        cache.add(key, 1, timeout=period + 1)
+        count = 1
+    if count <= limit:
+        return RateLimit(allowed=True, limit=limit, period=period, retry_after=0)
+    return RateLimit(allowed=False, limit=limit, period=period, retry_after=window + period - now)
+
+
+def too_many_uploads(request, result: RateLimit):
+    """The friendly 429 page, with Retry-After."""
+    response = render(request, "429.html", {"retry_after": result.retry_after}, status=429)
+    response["Retry-After"] = str(max(1, result.retry_after))
+    return response
+
+
+def limit_uploads(view):
+    """Decorator for a view whose POST stores an upload: 429 beyond the user's rate."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if request.method == "POST" and request.user.is_authenticated:
+            result = upload_rate_hit(user=request.user)
+            if not result.allowed:
+                return too_many_uploads(request, result)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def client_ip(request) -> str:
+    """The client's address for sign-in throttling: nginx's X-Real-IP, else the peer."""
+    # nginx sets X-Real-IP to the address it saw, overwriting whatever the
+    # client sent; without nginx (make run), the peer address is the client.
+    return request.META.get("HTTP_X_REAL_IP") or request.META.get("REMOTE_ADDR", "")

@@ -34,7 +34,7 @@ class ClassifierConfig(AppConfig):
         return self.predictor
 
     def get_predictor(self):
-        """The process's predictor, loading it now if the entry point did not."""
+        """The process's predictor: the database's active model version, loaded once."""
         # Servers load it at start (wsgi.py); a shell or a test server may not
         # have, and should still work, once, without a per-request cost.
         if self.predictor is None:
@@ -46,4 +46,41 @@ class ClassifierConfig(AppConfig):
                         settings.CLASSIFIER_MODEL, num_threads=settings.CLASSIFIER_THREADS
                     )
                     log.info("loaded model %s on first use", self.predictor.version)
+        self._follow_active_version()
         return self.predictor
+
+    def _follow_active_version(self):
+        # One indexed query per call: `manage.py activate_model` (or the admin
+        # action) takes effect in every worker at its next upload, with no
+        # restart. The old model serves until the new one has loaded, so no
+        # request fails during the switch; a model that fails to load is
+        # logged and the old one keeps serving.
+        from django.db import DatabaseError
+
+        from . import services
+        from .ml.predictor import ModelError, Predictor
+        from .models import ModelVersion
+
+        try:
+            active = ModelVersion.objects.filter(is_active=True).first()
+            if active is None:
+                active = services.model_version_sync()
+        except DatabaseError:
+            log.exception(
+                "cannot read the active model version; serving %s", self.predictor.version
+            )
+            return
+        if active is None or active.version == self.predictor.version:
+            return
+        try:
+            predictor = Predictor.load(
+                services.model_version_path(active), num_threads=settings.CLASSIFIER_THREADS
+            )
+        except ModelError:
+            log.exception(
+                "cannot load model version %s; serving %s", active, self.predictor.version
+            )
+            return
+        with self._predictor_lock:
+            old, self.predictor = self.predictor, predictor
+        log.info("switched from model %s to %s", old.version, predictor.version)

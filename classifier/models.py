@@ -17,6 +17,82 @@ class User(AbstractUser):
     """The project's user; a model of its own from the start so it can grow."""
 
 
+class ModelVersion(models.Model):
+    """A model the app has served or could serve: its files, its card, and whether it is live.
+
+    Exactly one version is active at a time; workers switch to it between
+    requests (see ClassifierConfig.get_predictor).
+    """
+
+    version = models.CharField(max_length=64, unique=True)
+    file = models.CharField(
+        max_length=500,
+        help_text="the .tflite file, relative to CLASSIFIER_MODELS_DIR when it is inside it",
+    )
+    card = models.JSONField(help_text="the model card: classes, threshold, metrics")
+    created = models.DateTimeField(help_text="when the model was trained")
+    registered = models.DateTimeField(default=timezone.now)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"],
+                condition=models.Q(is_active=True),
+                name="one_active_model_version",
+            )
+        ]
+
+    def __str__(self):
+        return self.version + (" (active)" if self.is_active else "")
+
+    def get_absolute_url(self):
+        return reverse("admin:classifier_modelversion_change", args=[self.pk])
+
+    @property
+    def threshold(self) -> float | None:
+        return self.card.get("threshold")
+
+    @property
+    def validation(self) -> dict:
+        return self.card.get("validation") or {}
+
+    @property
+    def comparison(self) -> dict:
+        return self.card.get("comparison") or {}
+
+
+class ApiToken(models.Model):
+    """A key a user made for the JSON API. Only its hash is stored; the key is shown once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(
+        max_length=12, help_text="the key's first characters, to tell keys apart"
+    )
+    key_hash = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(default=timezone.now)
+    last_used = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…) of {self.user_id}"
+
+    def get_absolute_url(self):
+        return reverse("classifier:tokens")
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
 class Upload(models.Model):
     """A photo a user sent. The file lives in private storage under a random name."""
 
@@ -56,6 +132,14 @@ class Prediction(models.Model):
 
     # What the model said.
     model_version = models.CharField(max_length=100)
+    model = models.ForeignKey(
+        ModelVersion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="predictions",
+        help_text="the registered model version that made this prediction",
+    )
     label = models.CharField(max_length=20, choices=CLASS_CHOICES, help_text="most probable class")
     confidence = models.FloatField()
     probabilities = models.JSONField(help_text="every class and its probability")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 
-from .models import Prediction, Upload
+from .models import ModelVersion, Prediction, Upload
 
 
 def upload_list_for_user(*, user) -> QuerySet[Upload]:
@@ -55,3 +55,18 @@ def prediction_list_for_review() -> QuerySet[Prediction]:
 def prediction_list_labelled() -> QuerySet[Prediction]:
     """Predictions whose true class a reviewer has set: the next training data."""
     return Prediction.objects.exclude(reviewed_label="").select_related("upload").order_by("pk")
+
+
+def model_version_list() -> QuerySet[ModelVersion]:
+    """Every registered model version, newest first."""
+    return ModelVersion.objects.order_by("-created", "-pk")
+
+
+def model_version_get(*, version: str) -> ModelVersion | None:
+    """The version with this name, or None."""
+    return ModelVersion.objects.filter(version=version).first()
+
+
+def model_version_active() -> ModelVersion | None:
+    """The version workers serve, or None before the first sync."""
+    return ModelVersion.objects.filter(is_active=True).first()

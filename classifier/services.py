@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import uuid
+from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
@@ -14,10 +16,13 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from PIL import Image
 
+from . import selectors
 from .ml import labels, preprocess
-from .models import Prediction, Upload
+from .ml.predictor import ModelError, Predictor, resolve_model
+from .models import ModelVersion, Prediction, Upload
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +59,8 @@ def upload_create(*, user, file) -> Prediction:
     content_type, ext = FORMAT_TYPES[header.format]
     width, height = image_size(header)
 
-    result = get_predictor().predict(data)
+    predictor = get_predictor()
+    result = predictor.predict(data)
     inference_ms = sum(result.timings_ms.values())
 
     # Random names: nothing about the user or the original file name leaks
@@ -78,6 +84,7 @@ def upload_create(*, user, file) -> Prediction:
             prediction = Prediction.objects.create(
                 upload=upload,
                 model_version=result.model_version,
+                model=_model_version_of(result.model_version, predictor),
                 label=result.label,
                 confidence=result.confidence,
                 probabilities=result.probabilities,
@@ -148,6 +155,15 @@ def image_size(img: Image.Image) -> tuple[int, int]:
     return width, height
 
 
+def _model_version_of(version: str, predictor) -> ModelVersion | None:
+    found = ModelVersion.objects.filter(version=version).first()
+    if found is None and predictor.path is not None:
+        # A model loaded from a file nobody registered (a shell, a test server):
+        # registered now, so that the prediction still says which model it was.
+        found = model_version_register(model_path=predictor.path)
+    return found
+
+
 def _read_capped(file) -> bytes:
     cap = settings.CLASSIFIER_MAX_UPLOAD_BYTES
     if file.size is not None and file.size > cap:
@@ -172,3 +188,122 @@ def _thumbnail(image: Image.Image) -> ContentFile:
     out = io.BytesIO()
     thumb.save(out, "JPEG", quality=82, optimize=True)
     return ContentFile(out.getvalue())
+
+
+# Model versions ---------------------------------------------------------------
+
+
+def model_version_path(version: ModelVersion) -> Path:
+    """The .tflite file of a version, wherever CLASSIFIER_MODELS_DIR is on this machine."""
+    path = Path(version.file)
+    return path if path.is_absolute() else Path(settings.CLASSIFIER_MODELS_DIR) / path
+
+
+@transaction.atomic
+def model_version_register(*, model_path: str | Path) -> ModelVersion:
+    """Record a model (a .tflite with its card beside it) as a version, inactive if new."""
+    tflite, card_path = resolve_model(model_path)
+    try:
+        card = json.loads(card_path.read_text())
+        version = card["version"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"model card {card_path} is unreadable: {exc}") from exc
+    # Inside the models directory the path is stored relative to it, so that
+    # the web and train containers, which mount it in different places, agree.
+    try:
+        file = str(tflite.resolve().relative_to(Path(settings.CLASSIFIER_MODELS_DIR).resolve()))
+    except ValueError:
+        file = str(tflite.resolve())
+    created = parse_datetime(str(card.get("created", ""))) or timezone.now()
+    obj, _ = ModelVersion.objects.update_or_create(
+        version=version, defaults={"file": file, "card": card, "created": created}
+    )
+    # Predictions made before the version was registered name it only by string.
+    Prediction.objects.filter(model=None, model_version=version).update(model=obj)
+    return obj
+
+
+@transaction.atomic
+def model_version_sync() -> ModelVersion | None:
+    """Register every model in CLASSIFIER_MODELS_DIR and CLASSIFIER_MODEL; activate the
+    configured one when no version is active yet. Returns the active version."""
+    models_dir = Path(settings.CLASSIFIER_MODELS_DIR)
+    if models_dir.is_dir():
+        for tflite in sorted(models_dir.glob("*.tflite")):
+            try:
+                model_version_register(model_path=tflite)
+            except ModelError:
+                log.warning("not registering %s: no readable card beside it", tflite)
+    configured = None
+    try:
+        configured = model_version_register(model_path=settings.CLASSIFIER_MODEL)
+    except ModelError:
+        log.warning("the configured model %s is not usable", settings.CLASSIFIER_MODEL)
+    active = ModelVersion.objects.select_for_update().filter(is_active=True).first()
+    if active is None and configured is not None:
+        configured.is_active = True
+        configured.activated_at = timezone.now()
+        configured.save(update_fields=["is_active", "activated_at"])
+        active = configured
+        log.info("model version %s is active (first run)", active.version)
+    return active
+
+
+def model_version_activate(*, version: ModelVersion) -> ModelVersion:
+    """Make this version the one every worker serves (and the others inactive)."""
+    # Load it first: a version that cannot be served must never become active,
+    # or every worker would keep failing to switch to it.
+    Predictor.load(model_version_path(version), num_threads=1)
+    with transaction.atomic():
+        ModelVersion.objects.select_for_update().filter(is_active=True).exclude(
+            pk=version.pk
+        ).update(is_active=False)
+        version.is_active = True
+        version.activated_at = timezone.now()
+        version.save(update_fields=["is_active", "activated_at"])
+    log.info("model version %s activated", version.version)
+    return version
+
+
+# Training data ------------------------------------------------------------------
+
+
+def training_data_export(*, out: str | Path) -> dict:
+    """Write every reviewed photo into out/<reviewed label>/, once per distinct photo.
+
+    Returns {"classes": {label: photos in the tree}, "written": n, "unchanged": n,
+    "missing": [prediction ids whose file is gone]}.
+    """
+    out = Path(out)
+    # The same photo uploaded twice is one training example: keyed by its
+    # content hash, the latest review wins.
+    chosen: dict[str, Prediction] = {}
+    for prediction in selectors.prediction_list_labelled():
+        chosen[prediction.upload.sha256 or f"upload-{prediction.upload_id}"] = prediction
+    written = unchanged = 0
+    missing = []
+    counts = dict.fromkeys(labels.CLASSES, 0)
+    for key, prediction in chosen.items():
+        ext = Path(prediction.upload.file.name).suffix or ".jpg"
+        name = f"{key[:32]}{ext}"
+        target = out / prediction.reviewed_label / name
+        # Relabelled since the last export: the photo moves to its new class.
+        for label in labels.CLASSES:
+            stale = out / label / name
+            if label != prediction.reviewed_label and stale.exists():
+                stale.unlink()
+        if target.exists():
+            unchanged += 1
+            counts[prediction.reviewed_label] += 1
+            continue
+        try:
+            with default_storage.open(prediction.upload.file.name, "rb") as src:
+                data = src.read()
+        except FileNotFoundError:
+            missing.append(prediction.pk)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        written += 1
+        counts[prediction.reviewed_label] += 1
+    return {"classes": counts, "written": written, "unchanged": unchanged, "missing": missing}

@@ -80,7 +80,7 @@ def test_the_development_secret_key_fails_the_deploy_check(settings):
     assert checks.check_secret_key() == []
 
 
-def test_the_wsgi_entry_point_loads_the_predictor_once(settings, tiny_model_dir, use_predictor):
+def test_the_wsgi_entry_point_loads_the_predictor_once(db, settings, tiny_model_dir, use_predictor):
     import importlib
 
     import usbills_site.wsgi

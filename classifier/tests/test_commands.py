@@ -1,14 +1,21 @@
 import io
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from classifier import services
+from classifier.ml import labels
 
 pytestmark = pytest.mark.django_db
 
 
-def test_export_reviewed_writes_an_imagefolder_tree(user, staff_user, make_prediction, tmp_path):
+def _tree(root):
+    return sorted(str(p.relative_to(root)).split("/")[0] for p in root.rglob("*") if p.is_file())
+
+
+def test_export_training_data_writes_an_imagefolder_tree(
+    user, staff_user, make_prediction, tmp_path
+):
     fifty = make_prediction(user, label="usd_20")
     junk = make_prediction(user, label="usd_1")
     make_prediction(user)  # not reviewed: not exported
@@ -16,17 +23,60 @@ def test_export_reviewed_writes_an_imagefolder_tree(user, staff_user, make_predi
     services.prediction_review(prediction=junk, reviewer=staff_user, label="not_a_bill")
     out = io.StringIO()
 
-    call_command("export_reviewed", "--out", str(tmp_path / "data"), stdout=out)
+    call_command("export_training_data", str(tmp_path / "data"), stdout=out)
 
-    files = sorted(
-        p.relative_to(tmp_path / "data").parts[0] for p in (tmp_path / "data").rglob("*.jpg")
-    )
-    assert files == ["not_a_bill", "usd_50"]
-    exported = tmp_path / "data" / "usd_50" / fifty.upload.file.name.split("/")[-1]
+    assert _tree(tmp_path / "data") == ["not_a_bill", "usd_50"]
+    (exported,) = (tmp_path / "data" / "usd_50").iterdir()
     assert exported.read_bytes() == fifty.upload.file.open("rb").read()
-    assert "wrote 2 photos" in out.getvalue()
+    text = out.getvalue()
+    assert "usd_50            1" in text
+    assert "not_a_bill        1" in text
+    assert "2 photos in" in text
+    assert "2 written, 0 already there" in text
 
-    # A second run adds nothing.
+    # A second run copies nothing again.
     out = io.StringIO()
-    call_command("export_reviewed", "--out", str(tmp_path / "data"), stdout=out)
-    assert "wrote 0 photos" in out.getvalue()
+    call_command("export_training_data", str(tmp_path / "data"), stdout=out)
+    assert "0 written, 2 already there" in out.getvalue()
+
+
+def test_the_same_photo_uploaded_twice_is_exported_once(
+    user, other_user, staff_user, tmp_path, settings
+):
+    from conftest import image_bytes, uploaded
+
+    data = image_bytes(color=(1, 2, 3))
+    a = services.upload_create(user=user, file=uploaded(data))
+    b = services.upload_create(user=other_user, file=uploaded(data))
+    services.prediction_review(prediction=a, reviewer=staff_user, label="usd_5")
+    services.prediction_review(prediction=b, reviewer=staff_user, label="usd_5")
+
+    report = services.training_data_export(out=tmp_path)
+
+    assert report["classes"]["usd_5"] == 1
+    assert _tree(tmp_path) == ["usd_5"]
+
+
+def test_a_relabelled_photo_moves_to_its_new_class(user, staff_user, make_prediction, tmp_path):
+    p = make_prediction(user)
+    services.prediction_review(prediction=p, reviewer=staff_user, label="usd_10")
+    services.training_data_export(out=tmp_path)
+    services.prediction_review(prediction=p, reviewer=staff_user, label=labels.NOT_A_BILL)
+
+    report = services.training_data_export(out=tmp_path)
+
+    assert _tree(tmp_path) == ["not_a_bill"]
+    assert report["written"] == 1
+
+
+def test_export_reviewed_is_an_alias(user, staff_user, make_prediction, tmp_path):
+    p = make_prediction(user)
+    services.prediction_review(prediction=p, reviewer=staff_user, label="usd_10")
+    out = io.StringIO()
+
+    call_command("export_reviewed", "--out", str(tmp_path), stdout=out)
+
+    assert _tree(tmp_path) == ["usd_10"]
+    assert "1 written" in out.getvalue()
+    with pytest.raises(CommandError):
+        call_command("export_reviewed")

@@ -1,37 +1,21 @@
-"""Copy every reviewed photo into an ImageFolder tree, the training data layout.
-
-python manage.py export_reviewed --out reviewed/
-python -m classifier.ml train --data reviewed/ ...
-"""
+"""Old name of export_training_data, kept so that existing scripts keep working."""
 
 from pathlib import Path
 
-from django.core.files.storage import default_storage
-from django.core.management.base import BaseCommand
+from django.core.management.base import CommandError
 
-from classifier import selectors
+from .export_training_data import Command as ExportTrainingData
 
 
-class Command(BaseCommand):
-    help = "Copy reviewed photos into OUT/<label>/<name>, one folder per class."
+class Command(ExportTrainingData):
+    help = "Alias of export_training_data (the folder may also be given as --out)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--out", required=True, type=Path, help="folder to write into")
+        parser.add_argument("out", type=Path, nargs="?", help="folder to write into")
+        parser.add_argument("--out", dest="out_option", type=Path, help="same as OUT")
 
-    def handle(self, *args, out: Path, **options):
-        written = skipped = 0
-        for prediction in selectors.prediction_list_labelled():
-            name = prediction.upload.file.name
-            target = out / prediction.reviewed_label / Path(name).name
-            if target.exists():
-                skipped += 1
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with default_storage.open(name, "rb") as src:
-                    target.write_bytes(src.read())
-            except FileNotFoundError:
-                self.stderr.write(f"missing file for prediction {prediction.pk}: {name}")
-                continue
-            written += 1
-        self.stdout.write(f"wrote {written} photos to {out} ({skipped} already there)")
+    def handle(self, *args, out=None, out_option=None, **options):
+        out = out or out_option
+        if out is None:
+            raise CommandError("give the folder to write into: export_training_data OUT")
+        return super().handle(*args, out=out, **options)

@@ -1,0 +1,136 @@
+"""Model versions: registration on first run, activation and rollback, workers following."""
+
+import io
+import shutil
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from classifier import selectors, services
+from classifier.models import ModelVersion
+from conftest import image_bytes, uploaded
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory, tiny_model_dir):
+    """A models directory with the tiny model (CURRENT) and a second version of it."""
+    from classifier.ml.export import export_model, tiny_card, tiny_model
+
+    out = tmp_path_factory.mktemp("two-models")
+    for f in tiny_model_dir.iterdir():
+        if f.is_file():
+            shutil.copy(f, out / f.name)
+    export_model(tiny_model(seed=7), out, tiny_card("tiny-2", threshold=0.4), make_current=False)
+    return out
+
+
+@pytest.fixture
+def models_dir(settings, two_models):
+    settings.CLASSIFIER_MODELS_DIR = two_models
+    settings.CLASSIFIER_MODEL = two_models
+    return two_models
+
+
+def test_first_use_registers_the_models_and_activates_the_current_one(models_dir, user):
+    assert not ModelVersion.objects.exists()
+
+    prediction = services.upload_create(user=user, file=uploaded(image_bytes()))
+
+    versions = {v.version: v for v in ModelVersion.objects.all()}
+    assert set(versions) == {"tiny-test", "tiny-2"}
+    assert versions["tiny-test"].is_active
+    assert versions["tiny-test"].activated_at is not None
+    assert not versions["tiny-2"].is_active
+    assert versions["tiny-2"].card["threshold"] == 0.4
+    # Stored relative to the models directory, which containers mount in different places.
+    assert versions["tiny-2"].file == "tiny-2.tflite"
+    assert prediction.model == versions["tiny-test"]
+    assert prediction.model_version == "tiny-test"
+
+
+def test_sync_keeps_the_active_version(models_dir):
+    services.model_version_sync()
+    tiny2 = selectors.model_version_get(version="tiny-2")
+    services.model_version_activate(version=tiny2)
+
+    assert services.model_version_sync() == tiny2
+    assert ModelVersion.objects.filter(is_active=True).count() == 1
+
+
+def test_registering_links_earlier_predictions(models_dir, user, make_prediction):
+    old = make_prediction(user, model_version="tiny-2")
+
+    services.model_version_sync()
+
+    old.refresh_from_db()
+    assert old.model.version == "tiny-2"
+
+
+def test_activate_switches_workers_and_rolls_back(models_dir, user):
+    first = services.upload_create(user=user, file=uploaded(image_bytes()))
+    assert first.model_version == "tiny-test"
+    out = io.StringIO()
+
+    call_command("activate_model", "tiny-2", stdout=out)
+
+    assert "tiny-2 is now active" in out.getvalue()
+    # The same process, no restart: the next upload is answered by the new model.
+    second = services.upload_create(user=user, file=uploaded(image_bytes()))
+    assert second.model_version == "tiny-2"
+    assert second.model.version == "tiny-2"
+    assert second.threshold == 0.4
+    assert services.get_predictor().version == "tiny-2"
+
+    call_command("activate_model", "tiny-test", stdout=io.StringIO())
+
+    third = services.upload_create(user=user, file=uploaded(image_bytes()))
+    assert third.model.version == "tiny-test"
+    first.refresh_from_db()
+    second.refresh_from_db()
+    # What each model said stays with the model that said it.
+    assert (first.model.version, second.model.version) == ("tiny-test", "tiny-2")
+    active = ModelVersion.objects.get(is_active=True)
+    assert active.version == "tiny-test"
+
+
+def test_activate_refuses_an_unknown_or_broken_version(models_dir, tmp_path, settings):
+    services.model_version_sync()
+    with pytest.raises(CommandError, match="no model version"):
+        call_command("activate_model", "nope")
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a model")
+    (tmp_path / "broken.json").write_text(
+        '{"version": "broken", "classes": [], "threshold": 0.5, "input": {"size": 32}}'
+    )
+    services.model_version_register(model_path=broken)
+
+    with pytest.raises(CommandError, match="cannot be served"):
+        call_command("activate_model", "broken")
+
+    assert selectors.model_version_active().version == "tiny-test"
+
+
+def test_a_worker_keeps_serving_when_the_active_files_vanish(models_dir, user, tmp_path):
+    services.model_version_sync()
+    copy = tmp_path / "gone.tflite"
+    shutil.copy(models_dir / "tiny-2.tflite", copy)
+    (tmp_path / "gone.json").write_text(
+        (models_dir / "tiny-2.json").read_text().replace('"tiny-2"', '"gone"')
+    )
+    gone = services.model_version_register(model_path=copy)
+    services.model_version_activate(version=gone)
+    copy.unlink()
+
+    prediction = services.upload_create(user=user, file=uploaded(image_bytes()))
+
+    assert prediction.model_version == "tiny-test"
+
+
+def test_activate_model_lists_versions(models_dir):
+    out = io.StringIO()
+    call_command("activate_model", "--list", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert any(line.startswith("* tiny-test") for line in lines)
+    assert any(line.startswith("  tiny-2") for line in lines)

@@ -268,6 +268,8 @@ class Stack:
             t0 = time.monotonic()
             stack.manage("collectstatic", "--noinput", "--verbosity", "0")
             stack.manage("migrate", "--noinput", "--verbosity", "0")
+            # The cache's table, used when REDIS_URL is unset (as docker/entrypoint.sh does).
+            stack.manage("createcachetable")
             took = time.monotonic() - t0
             log(f"stack: database {db_name} migrated, static collected ({took:.1f} s)")
 

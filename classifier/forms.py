@@ -20,6 +20,20 @@ class SignupForm(UserCreationForm):
         fields = ("username", "email")
 
 
+# iPhones save HEIC by default, which the image library cannot read: say so
+# plainly rather than "not an image".
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
+HEIF_MESSAGE = (
+    "HEIC/HEIF photos are not supported. Please upload a JPEG, PNG or WebP "
+    "(on an iPhone: Settings, Camera, Formats, Most Compatible)."
+)
+
+
+def is_heif(head: bytes) -> bool:
+    """True when the bytes start like a HEIF/HEIC/AVIF file (an ISO 'ftyp' box)."""
+    return head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
+
+
 class UploadForm(forms.Form):
     """One photo. The file is judged by its content in services.upload_create."""
 
@@ -37,11 +51,20 @@ class UploadForm(forms.Form):
         self.user = user
 
     def clean_image(self):
-        # A cheap early refusal; upload_create checks the size again, and the content.
+        # Cheap early refusals; upload_create checks the size again, and the content.
+        getlist = getattr(self.files, "getlist", None)  # a plain dict holds one file
+        if getlist is not None and len(getlist("image")) > 1:
+            # The field takes one file; answering for one of many would be a guess.
+            raise ValidationError("Upload one photo at a time.", code="too_many_files")
         image = self.cleaned_data["image"]
         cap = settings.CLASSIFIER_MAX_UPLOAD_BYTES
         if image.size > cap:
             raise ValidationError(services.too_large_message(cap), code="too_large")
+        image.seek(0)
+        head = image.read(32)
+        image.seek(0)
+        if is_heif(head):
+            raise ValidationError(HEIF_MESSAGE, code="unsupported_format")
         return image
 
     def save(self):

@@ -1,4 +1,5 @@
 import logging
+import sys
 
 from django.conf import settings
 from django.contrib import messages
@@ -6,7 +7,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -48,6 +49,12 @@ def upload(request):
         except ModelError:
             log.exception("the classifier model is not usable")
             form.add_error(None, "The classifier is not available right now. Please try later.")
+            status = 503
+        except OSError:
+            # The media directory is full or not writable: upload_create has
+            # removed whatever it had written, and saved no row.
+            log.exception("could not store an upload")
+            form.add_error(None, "Your photo could not be stored right now. Please try later.")
             status = 503
         else:
             if prediction is not None:
@@ -156,6 +163,20 @@ def healthz(request):
     return JsonResponse({"status": "ok", "model": model})
 
 
+@login_not_required
+def server_error(request):
+    """handler500: a database outage is a 503 ("try again soon"), anything else a 500."""
+    # Called inside Django's exception handler, so the exception is at hand.
+    # The pages are plain HTML: rendering base.html would ask the database
+    # for the user again.
+    exc = sys.exc_info()[1]
+    if isinstance(exc, DatabaseError):
+        response = render(request, "503.html", status=503)
+        response["Retry-After"] = "30"
+        return response
+    return render(request, "500.html", status=500)
+
+
 def _get_prediction_or_404(request, pk, *, owner_only=False):
     prediction = selectors.prediction_get_for_user(user=request.user, pk=pk)
     if prediction is None or (owner_only and prediction.upload.owner_id != request.user.pk):
@@ -181,6 +202,8 @@ def _private_file(name, content_type):
     # The type is the one Pillow detected, never guessed from the name, and the
     # browser must not second-guess it.
     response["X-Content-Type-Options"] = "nosniff"
+    # Even if a browser did take a stored photo for a page, it could run nothing.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, max-age=3600"
     response["Content-Disposition"] = "inline"
     return response

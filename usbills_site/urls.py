@@ -3,6 +3,9 @@ from django.urls import include, path
 
 from classifier import views
 
+# A database outage answers 503, not 500 (classifier.views.server_error).
+handler500 = "classifier.views.server_error"
+
 admin.site.site_header = "usbills administration"
 admin.site.site_title = "usbills admin"
 

@@ -1,0 +1,236 @@
+"""Bad input through the upload form: every case ends in a clear message or
+correct handling, never a 500, and a refused upload leaves no row and no file.
+
+Real files made with Pillow (or by hand where Pillow cannot make them), the
+real upload service, the real database and the tiny model; the EXIF case
+uses the shipped model on a real photo of a note. The 30 MB file through
+nginx (a 413) is in test_load.py, which runs the real stack.
+"""
+
+import io
+import struct
+
+import pytest
+from PIL import Image
+
+from classifier import services
+from classifier.models import Prediction, Upload
+from conftest import image_bytes, media_files, uploaded
+
+pytestmark = pytest.mark.django_db
+
+NOT_AN_IMAGE = "This file is not an image we can read"
+DAMAGED = "incomplete or damaged"
+
+
+def png_16bit() -> bytes:
+    img = Image.new("I;16", (48, 32))
+    img.putdata([(x * 1300) % 65536 for x in range(48 * 32)])
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    assert Image.open(io.BytesIO(out.getvalue())).mode.startswith("I")
+    return out.getvalue()
+
+
+def cmyk_jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("CMYK", (64, 40), (0, 120, 200, 10)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def animated_gif() -> bytes:
+    frames = [Image.new("RGB", (40, 30), (i * 50, 200 - i * 40, 90)) for i in range(5)]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    assert Image.open(io.BytesIO(out.getvalue())).n_frames == 5
+    return out.getvalue()
+
+
+def decompression_bomb() -> bytes:
+    """A PNG of under 100 KB that would decode to 108 megapixels."""
+    out = io.BytesIO()
+    Image.new("1", (12_000, 9_000)).save(out, "PNG", optimize=True)
+    assert len(out.getvalue()) < 100_000
+    return out.getvalue()
+
+
+def heic() -> bytes:
+    """The start of an iPhone HEIC file: an ISO 'ftyp' box with the heic brand."""
+    ftyp = b"ftypheic" + b"\0\0\0\0" + b"mif1heic"
+    return struct.pack(">I", len(ftyp) + 4) + ftyp + b"\0" * 200
+
+
+# name, bytes, file name, content type sent, what the user is told
+REFUSED = [
+    ("empty file", lambda: b"", "note.jpg", "image/jpeg", "The file is empty."),
+    ("one byte", lambda: b"\xff", "note.jpg", "image/jpeg", NOT_AN_IMAGE),
+    (
+        "text named .jpg",
+        lambda: b"just some text, not a photo\n" * 20,
+        "note.jpg",
+        "image/jpeg",
+        NOT_AN_IMAGE,
+    ),
+    (
+        "HTML behind a PNG header",
+        lambda: b"\x89PNG\r\n\x1a\n<html><script>alert(document.cookie)</script></html>",
+        "note.png",
+        "image/png",
+        NOT_AN_IMAGE,
+    ),
+    (
+        "SVG",
+        lambda: b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><rect/></svg>',
+        "note.svg",
+        "image/svg+xml",
+        NOT_AN_IMAGE,
+    ),
+    (
+        "PDF",
+        lambda: b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n",
+        "note.pdf",
+        "application/pdf",
+        NOT_AN_IMAGE,
+    ),
+    (
+        "truncated JPEG",
+        lambda: image_bytes(640, 480)[: len(image_bytes(640, 480)) // 2],
+        "note.jpg",
+        "image/jpeg",
+        DAMAGED,
+    ),
+    (
+        "decompression bomb",
+        decompression_bomb,
+        "note.png",
+        "image/png",
+        "This image has too many pixels",
+    ),
+    ("HEIC", heic, "IMG_0001.HEIC", "image/heic", "HEIC/HEIF photos are not supported"),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "content_type", "message"),
+    [case[1:] for case in REFUSED],
+    ids=[case[0] for case in REFUSED],
+)
+def test_refused_with_a_clear_message_and_nothing_left(
+    user_client, media_root, data, name, content_type, message
+):
+    response = user_client.post("/", {"image": uploaded(data(), name, content_type)})
+    assert response.status_code == 200  # the form again, with the reason
+    body = response.content.decode()
+    assert message in body
+    assert 'role="alert"' in body
+    assert Upload.objects.count() == 0
+    assert Prediction.objects.count() == 0
+    assert media_files(media_root) == []
+
+
+def test_a_30_mb_file_is_refused_by_django_itself(user_client, media_root, settings):
+    data = b"\xff\xd8\xff\xe0" + b"\0" * (30 * 1024 * 1024)
+    response = user_client.post("/", {"image": uploaded(data)})
+    assert response.status_code == 200
+    assert "This file is too large: the limit is 10 MB." in response.content.decode()
+    assert Upload.objects.count() == 0
+    assert media_files(media_root) == []
+
+
+def test_twenty_files_in_one_request_are_refused(user_client, media_root):
+    files = [uploaded(image_bytes(), f"note{i}.jpg") for i in range(20)]
+    response = user_client.post("/", {"image": files})
+    assert response.status_code == 200
+    assert "Upload one photo at a time." in response.content.decode()
+    assert Upload.objects.count() == 0
+    assert media_files(media_root) == []
+
+
+# Accepted: odd but real photos ----------------------------------------------------
+
+ACCEPTED = [
+    ("animated GIF", animated_gif, "note.gif", "image/gif"),
+    ("CMYK JPEG", cmyk_jpeg, "note.jpg", "image/jpeg"),
+    ("16-bit PNG", png_16bit, "note.png", "image/png"),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "content_type"),
+    [case[1:] for case in ACCEPTED],
+    ids=[case[0] for case in ACCEPTED],
+)
+def test_odd_but_real_photos_are_classified(user_client, media_root, data, name, content_type):
+    response = user_client.post("/", {"image": uploaded(data(), name)})
+    assert response.status_code == 302
+    upload = Upload.objects.get()
+    assert upload.content_type == content_type
+    assert upload.prediction.label
+    assert len(media_files(media_root)) == 2  # the photo and its thumbnail
+    photo = user_client.get(f"/predictions/{upload.prediction.pk}/photo/")
+    assert photo["Content-Type"] == content_type
+
+
+def test_a_file_name_with_path_separators_and_unicode_goes_nowhere_near_storage(
+    user_client, media_root
+):
+    name = "../../etc/passwd/..\\..\\Geldschein 💵 ¥€ 二十.jpg"
+    response = user_client.post("/", {"image": uploaded(image_bytes(), name)})
+    assert response.status_code == 302
+    upload = Upload.objects.get()
+    stored = [p.relative_to(media_root).as_posix() for p in media_files(media_root)]
+    assert sorted(stored) == sorted([upload.file.name, upload.thumbnail.name])
+    assert all(p.startswith(("photos/", "thumbnails/")) and p.isascii() for p in stored)
+    assert not any(".." in p or "passwd" in p for p in stored)
+
+
+def test_a_valid_png_with_html_appended_is_only_ever_served_as_a_png(user_client, media_root):
+    data = image_bytes(fmt="PNG") + b"<html><script>alert(document.cookie)</script></html>"
+    response = user_client.post("/", {"image": uploaded(data, "note.html", "text/html")})
+    assert response.status_code == 302
+    upload = Upload.objects.get()
+    assert upload.file.name.endswith(".png")
+    photo = user_client.get(f"/predictions/{upload.prediction.pk}/photo/")
+    assert photo["Content-Type"] == "image/png"
+    assert photo["X-Content-Type-Options"] == "nosniff"
+    assert photo["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    thumb = user_client.get(f"/predictions/{upload.prediction.pk}/thumbnail/")
+    # The thumbnail is re-encoded: nothing of the appended page survives.
+    assert b"<script" not in b"".join(thumb.streaming_content)
+
+
+def exif_rotated(photo: bytes, orientation: int, turn) -> bytes:
+    """The photo as a phone stores it: pixels sideways, an EXIF tag saying how to turn them."""
+    img = Image.open(io.BytesIO(photo)).convert("RGB").transpose(turn)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=92, exif=exif.tobytes())
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("orientation", "turn"),
+    [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270)],
+    ids=["exif-6", "exif-8"],
+)
+def test_an_exif_rotated_phone_photo_is_seen_upright(
+    user_client, media_root, shipped_predictor, use_predictor, dataset_dir, orientation, turn
+):
+    use_predictor(shipped_predictor)
+    photo = (dataset_dir / "usd_20" / "emerson5123-767d6c5bfc3c.jpg").read_bytes()
+    upright = shipped_predictor.predict(photo)
+    assert upright.answer == "usd_20"
+    sideways = exif_rotated(photo, orientation, turn)
+    # Without its EXIF tag the sideways photo would be read lying down.
+    assert Image.open(io.BytesIO(sideways)).size[::-1] == Image.open(io.BytesIO(photo)).size
+
+    response = user_client.post("/", {"image": uploaded(sideways, "IMG_1234.JPG")})
+    assert response.status_code == 302
+    prediction = Prediction.objects.get()
+    assert prediction.answer == "usd_20"
+    assert prediction.confidence == pytest.approx(upright.confidence, abs=0.05)
+    # Stored as seen: landscape, like the note.
+    upload = prediction.upload
+    assert (upload.width, upload.height) == Image.open(io.BytesIO(photo)).size
+    assert services.image_size(Image.open(io.BytesIO(sideways))) == (upload.width, upload.height)

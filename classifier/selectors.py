@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 
-from .models import ModelVersion, Prediction, Upload
+from .models import ApiToken, ModelVersion, Prediction, Upload
 
 
 def upload_list_for_user(*, user) -> QuerySet[Upload]:
@@ -70,3 +70,8 @@ def model_version_get(*, version: str) -> ModelVersion | None:
 def model_version_active() -> ModelVersion | None:
     """The version workers serve, or None before the first sync."""
     return ModelVersion.objects.filter(is_active=True).first()
+
+
+def api_token_list_for_user(*, user) -> QuerySet[ApiToken]:
+    """The user's API keys, newest first, revoked ones included."""
+    return ApiToken.objects.filter(user=user).order_by("-created", "-pk")

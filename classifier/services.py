@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import logging
+import secrets
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from PIL import Image
 from . import selectors
 from .ml import labels, preprocess
 from .ml.predictor import ModelError, Predictor, resolve_model
-from .models import ModelVersion, Prediction, Upload
+from .models import ApiToken, ModelVersion, Prediction, Upload
 
 log = logging.getLogger(__name__)
 
@@ -307,3 +309,93 @@ def training_data_export(*, out: str | Path) -> dict:
         written += 1
         counts[prediction.reviewed_label] += 1
     return {"classes": counts, "written": written, "unchanged": unchanged, "missing": missing}
+
+
+def model_version_train(
+    *,
+    data: str | Path,
+    version: str = "",
+    variants: int = 5,
+    head_epochs: int = 4,
+    finetune_epochs: int = 14,
+    processes: int | None = None,
+    log=print,
+) -> ModelVersion:
+    """Train a candidate on the base data plus the reviewed photos; register it inactive."""
+    from .ml.train import Config, train  # TensorFlow: only the train image has it
+
+    active = model_version_sync()
+    models_dir = Path(settings.CLASSIFIER_MODELS_DIR)
+    with tempfile.TemporaryDirectory(prefix="corrections-") as corrections:
+        report = training_data_export(out=corrections)
+        exported = sum(report["classes"].values())
+        log(f"corrections: {exported} reviewed photos " + json.dumps(report["classes"]))
+        cfg = Config(
+            data=str(data),
+            out=str(models_dir),
+            version=version,
+            variants=variants,
+            head_epochs=head_epochs,
+            finetune_epochs=finetune_epochs,
+            processes=processes,
+            extra=(corrections,) if exported else (),
+            compare_with=str(model_version_path(active)) if active else None,
+            # No final run on all the data: the candidate must not have seen the
+            # held-out photos (30% of the corrections among them) that both
+            # models are scored on, or the comparison would flatter it.
+            final=False,
+            # Which model serves is the database's decision (activate_model).
+            make_current=False,
+        )
+        tflite = train(cfg, log=log)
+    return model_version_register(model_path=tflite)
+
+
+# API tokens -----------------------------------------------------------------------
+
+API_TOKEN_PREFIX = "usb_"  # noqa: S105  (a marker that makes leaked keys easy to find)
+
+
+def api_token_hash(key: str) -> str:
+    """The stored form of a key: its SHA-256 (keys are random, so no salt is needed)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_token_create(*, user, name: str) -> tuple[ApiToken, str]:
+    """Make a key for the user; returns the record and the key, which is never stored."""
+    name = name.strip()[:100]
+    if not name:
+        raise ValidationError("Give the key a name.", code="required")
+    key = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, name=name, prefix=key[:10], key_hash=api_token_hash(key)
+    )
+    return token, key
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken, user) -> ApiToken:
+    """Revoke one of the user's keys; it stops working at once."""
+    if token.user_id != user.pk:
+        raise PermissionError("only the owner can revoke a key")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
+
+
+def api_token_authenticate(*, key: str):
+    """The active user a key belongs to, or None; notes when the key was last used."""
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(key_hash=api_token_hash(key), revoked_at=None, user__is_active=True)
+        .first()
+    )
+    if token is None:
+        return None
+    now = timezone.now()
+    # At most one write a minute per key, not one per request.
+    if token.last_used is None or (now - token.last_used).total_seconds() > 60:
+        ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+    return token.user

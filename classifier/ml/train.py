@@ -66,6 +66,9 @@ class Config:
     # A model to score on the same validation photos, for comparison.
     compare_with: str | None = None
     processes: int | None = None
+    # Point out/CURRENT at the new model; off for a candidate that someone
+    # else decides to serve (manage.py train_model).
+    make_current: bool = True
 
 
 def build(cfg: Config):
@@ -272,7 +275,11 @@ def make_card(
             "BatchNorm frozen",
         },
         "training": {
-            **{k: v for k, v in asdict(cfg).items() if k not in ("data", "out", "processes")},
+            **{
+                k: v
+                for k, v in asdict(cfg).items()
+                if k not in ("data", "out", "processes", "make_current")
+            },
             "finetune_epochs_used": epochs,
             "images": dataset.counts(items_train),
             "images_total": len(items_train),
@@ -406,7 +413,7 @@ def train(cfg: Config, log=print) -> Path:
     )
     if comparison:
         card["comparison"] = comparison
-    path = export_model(full, cfg.out, card)
+    path = export_model(full, cfg.out, card, make_current=cfg.make_current)
     save_confusion_png(
         val_metrics["confusion"],
         Path(cfg.out) / f"{version}-confusion.png",

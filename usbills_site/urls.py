@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("classifier.api.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("", include("classifier.urls")),
 ]

@@ -1,0 +1,225 @@
+import json
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from classifier import selectors, services
+from classifier.forms import UploadForm
+from classifier.ml import labels
+from classifier.ml.predictor import ModelError
+from classifier.ratelimit import upload_rate_hit
+
+from .auth import api_view, error
+from .schema import schema as openapi_schema
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 20
+
+
+def prediction_json(request, prediction) -> dict:
+    """A prediction as the API shows it."""
+    pk = prediction.pk
+    return {
+        "id": pk,
+        "answer": prediction.answer,
+        "answer_display": labels.display(prediction.answer),
+        "label": prediction.label,
+        "confidence": round(prediction.confidence, 6),
+        "probabilities": {k: round(v, 6) for k, v in prediction.probabilities.items()},
+        "threshold": prediction.threshold,
+        "model_version": prediction.model_version,
+        "created": prediction.created.isoformat(),
+        "feedback": {
+            "label": prediction.user_label or None,
+            "flagged": prediction.user_flagged,
+        },
+        "links": {
+            "self": request.build_absolute_uri(reverse("api:prediction", args=[pk])),
+            "feedback": request.build_absolute_uri(reverse("api:feedback", args=[pk])),
+            "html": request.build_absolute_uri(prediction.get_absolute_url()),
+            "photo": request.build_absolute_uri(reverse("classifier:photo", args=[pk])),
+        },
+    }
+
+
+@api_view(["GET", "POST"])
+def predictions(request):
+    if request.method == "POST":
+        return _create(request)
+    qs = selectors.prediction_list_for_user(user=request.user)
+    paginator = Paginator(qs, PAGE_SIZE)
+    try:
+        page = paginator.page(request.GET.get("page") or 1)
+    except (PageNotAnInteger, EmptyPage):
+        return error(404, "no_such_page", f"Pages are 1 to {paginator.num_pages}.")
+    base = request.build_absolute_uri(reverse("api:predictions"))
+    return JsonResponse(
+        {
+            "count": paginator.count,
+            "page": page.number,
+            "pages": paginator.num_pages,
+            "next": f"{base}?page={page.next_page_number()}" if page.has_next() else None,
+            "previous": (
+                f"{base}?page={page.previous_page_number()}" if page.has_previous() else None
+            ),
+            "results": [prediction_json(request, p) for p in page.object_list],
+        }
+    )
+
+
+def _create(request):
+    limit = upload_rate_hit(user=request.user)
+    if not limit.allowed:
+        response = error(
+            429,
+            "too_many_uploads",
+            "Too many photos in a short time; try again later.",
+            retry_after=limit.retry_after,
+        )
+        response["Retry-After"] = str(max(1, limit.retry_after))
+        return response
+    form = UploadForm(request.POST, request.FILES, user=request.user)
+    if form.is_valid():
+        try:
+            prediction = form.save()
+        except ModelError:
+            log.exception("the classifier model is not usable")
+            return error(503, "model_unavailable", "The classifier is not available right now.")
+        if prediction is not None:
+            response = JsonResponse(prediction_json(request, prediction), status=201)
+            response["Location"] = reverse("api:prediction", args=[prediction.pk])
+            return response
+    fields = {
+        name: [e["message"] for e in errs] for name, errs in form.errors.get_json_data().items()
+    }
+    first = next(iter(fields.values()))[0]
+    status = (
+        413
+        if any(
+            e["code"] == "too_large" for errs in form.errors.get_json_data().values() for e in errs
+        )
+        else 400
+    )
+    return error(status, "invalid", first, fields=fields)
+
+
+@api_view(["GET"])
+def prediction_detail(request, pk):
+    prediction = selectors.prediction_get_for_user(user=request.user, pk=pk)
+    if prediction is None:
+        return error(404, "not_found", "No such prediction.")
+    return JsonResponse(prediction_json(request, prediction))
+
+
+@api_view(["POST"])
+def prediction_feedback(request, pk):
+    prediction = selectors.prediction_get_for_user(user=request.user, pk=pk)
+    if prediction is None or prediction.upload.owner_id != request.user.pk:
+        return error(404, "not_found", "No such prediction.")
+    label = _label_from(request)
+    if label not in labels.CLASSES:
+        return error(
+            400,
+            "invalid_label",
+            f"'label' must be one of {', '.join(labels.CLASSES)}.",
+            fields={"label": ["Not a class."]},
+        )
+    services.prediction_set_feedback(prediction=prediction, user=request.user, label=label)
+    return JsonResponse(prediction_json(request, prediction))
+
+
+def _label_from(request):
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            return None
+        return body.get("label") if isinstance(body, dict) else None
+    return request.POST.get("label")
+
+
+@login_not_required
+@require_GET
+def schema(request):
+    return JsonResponse(openapi_schema(request.build_absolute_uri("/api/v1/")))
+
+
+@login_not_required
+@require_GET
+def docs(request):
+    spec = openapi_schema("/api/v1/")
+    return render(
+        request,
+        "api/docs.html",
+        {
+            "spec": spec,
+            "operations": _operations(spec),
+            "classes": labels.CLASSES,
+            "schema_text": json.dumps(spec, indent=2),
+        },
+    )
+
+
+def _operations(spec):
+    ops = []
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            responses = [(code, r.get("description", "")) for code, r in op["responses"].items()]
+            ops.append(
+                {
+                    "method": method.upper(),
+                    "path": "/api/v1" + path,
+                    "summary": op.get("summary", ""),
+                    "description": op.get("description", ""),
+                    "responses": responses,
+                }
+            )
+    return ops
+
+
+# The account page where users make and revoke keys -----------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def tokens(request):
+    new_key = None
+    if request.method == "POST":
+        try:
+            token, new_key = services.api_token_create(
+                user=request.user, name=request.POST.get("name", "")
+            )
+        except services.ValidationError as exc:
+            messages.error(request, exc.messages[0])
+            return redirect("classifier:tokens")
+        messages.success(request, f"Key “{token.name}” made. Copy it now: it is shown only once.")
+    context = {
+        "tokens": selectors.api_token_list_for_user(user=request.user),
+        "new_key": new_key,
+        "api_docs": reverse("api:docs"),
+        "base_url": request.build_absolute_uri("/api/v1/"),
+        "max_upload_mb": settings.CLASSIFIER_MAX_UPLOAD_BYTES // (1024 * 1024),
+    }
+    # A page that shows a key once must not be cached anywhere.
+    response = render(request, "classifier/tokens.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+def token_revoke(request, pk):
+    token = selectors.api_token_list_for_user(user=request.user).filter(pk=pk).first()
+    if token is None:
+        raise Http404("No such key.")
+    services.api_token_revoke(token=token, user=request.user)
+    messages.success(request, f"Key “{token.name}” revoked.")
+    return redirect("classifier:tokens")

@@ -180,7 +180,13 @@ def run(
         response.header("Content-Type") == "image/jpeg",
         f"photo served as {response.header('Content-Type')}",
     )
+    # The app's own headers for photos survive nginx's X-Accel-Redirect, once each.
+    for name in ("X-Content-Type-Options", "Content-Security-Policy", "Strict-Transport-Security"):
+        values = response.header_all(name)
+        expect(len(values) == 1, f"the photo came with {name}: {values}")
     expect(response.header("X-Content-Type-Options") == "nosniff", "photo without nosniff")
+    csp = response.header("Content-Security-Policy")
+    expect("sandbox" in csp, f"photo served with CSP {csp!r}, not the app's sandbox")
     expect(response.header("X-Accel-Redirect") is None, "X-Accel-Redirect leaked to the client")
     report.ok("photo for its owner (200)")
 

@@ -218,6 +218,11 @@ nginx=$($COMPOSE ps -q nginx)
     --cafile "$work/fullchain.pem" \
     --media-cmd "$DOCKER exec $web find /srv/media -type f -printf '%P\\n'" | sed 's/^/    /'
 
+# The upload counts are kept in the redis service, shared by the workers.
+redis=$($COMPOSE ps -q redis)
+counters=$("$DOCKER" exec "$redis" redis-cli --scan --pattern '*ratelimit*' | wc -l)
+[ "$counters" -gt 0 ] || { say "no upload counter in redis: is the app using it?" >&2; exit 1; }
+
 uid=$("$DOCKER" exec "$web" id -u)
 [ "$uid" != 0 ] || { say "the web container runs as root" >&2; exit 1; }
 if "$DOCKER" exec "$web" python -c "import tensorflow" 2>/dev/null; then
@@ -226,7 +231,7 @@ if "$DOCKER" exec "$web" python -c "import tensorflow" 2>/dev/null; then
 fi
 "$DOCKER" exec "$web" python manage.py check --deploy --fail-level WARNING | sed 's/^/    /'
 health=$("$DOCKER" inspect --format '{{ .State.Health.Status }}' "$web")
-say "web container: uid $uid, health $health, no TensorFlow, check --deploy clean"
+say "web container: uid $uid, health $health, no TensorFlow, check --deploy clean, counts in redis"
 
 if [ "${DOCKER_TEST_TRAIN:-1}" != 0 ]; then
     t0=$(now)

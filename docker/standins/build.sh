@@ -6,6 +6,7 @@
 #   usbills-standin/python:3.11-slim      for python:3.11-slim
 #   usbills-standin/postgres:15-bookworm  for postgres:15-bookworm
 #   usbills-standin/nginx:stable-bookworm for nginx:stable-bookworm
+#   usbills-standin/redis:7-bookworm      for redis:7-bookworm
 #
 # For machines that reach Debian's mirror and PyPI but no image registry.
 set -eu
@@ -31,7 +32,7 @@ else
     echo "stand-in: $debian is up to date"
 fi
 
-for spec in python:3.11-slim postgres:15-bookworm nginx:stable-bookworm; do
+for spec in python:3.11-slim postgres:15-bookworm nginx:stable-bookworm redis:7-bookworm; do
     name=${spec%%:*}
     tag=usbills-standin/$spec
     hash=$(printf '%s %s' "$debian_hash" "$(digest "$name")" | sha256sum | cut -c1-16)

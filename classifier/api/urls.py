@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from . import views
 
@@ -10,4 +10,6 @@ urlpatterns = [
     path("predictions/<int:pk>/feedback/", views.prediction_feedback, name="feedback"),
     path("schema/", views.schema, name="schema"),
     path("docs/", views.docs, name="docs"),
+    # Anything else under /api/v1/ (e.g. /predictions/abc/) is a JSON 404, not a page.
+    re_path(r"", views.not_found),
 ]

@@ -8,6 +8,7 @@ from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from classifier import selectors, services
@@ -144,6 +145,12 @@ def _label_from(request):
             return None
         return body.get("label") if isinstance(body, dict) else None
     return request.POST.get("label")
+
+
+@login_not_required
+@csrf_exempt  # it changes nothing, and must answer in JSON even to a POST
+def not_found(request):
+    return error(404, "not_found", "No such API address; see /api/v1/docs/.")
 
 
 @login_not_required

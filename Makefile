@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run superuser migrate test chromium lint format train bench
+.PHONY: help install install-dev run superuser migrate test chromium node-deps lint format train bench
 
 help:
 	@echo "make run        serve the app on http://$(HOST):$(PORT) (SQLite, the shipped model)"
@@ -58,8 +58,12 @@ superuser: export DJANGO_DEBUG ?= 1
 superuser: migrate
 	$(PY) manage.py createsuperuser
 
-test: install-dev chromium
+test: install-dev chromium node-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# axe-core for the accessibility test, pinned by package-lock.json.
+node-deps:
+	@if [ ! -f node_modules/axe-core/axe.min.js ]; then npm ci --no-audit --no-fund; fi
 
 # The browser test drives Debian's chromium; it is never downloaded by playwright.
 chromium:

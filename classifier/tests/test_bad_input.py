@@ -1,4 +1,4 @@
-"""Bad input through the upload form: every case ends in a clear message or
+"""Bad input through the upload form and the JSON API: every case ends in a clear message or
 correct handling, never a 500, and a refused upload leaves no row and no file.
 
 Real files made with Pillow (or by hand where Pillow cannot make them), the
@@ -234,3 +234,58 @@ def test_an_exif_rotated_phone_photo_is_seen_upright(
     upload = prediction.upload
     assert (upload.width, upload.height) == Image.open(io.BytesIO(photo)).size
     assert services.image_size(Image.open(io.BytesIO(sideways))) == (upload.width, upload.height)
+
+
+# The same refusals through the JSON API ------------------------------------------
+
+API = "/api/v1/predictions/"
+
+
+@pytest.fixture
+def api(client, user):
+    key = services.api_token_create(user=user, name="bad-input")[1]
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return client
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "content_type", "message"),
+    [case[1:] for case in REFUSED],
+    ids=[case[0] for case in REFUSED],
+)
+def test_the_api_refuses_with_a_clear_json_message_and_nothing_left(
+    api, media_root, data, name, content_type, message
+):
+    response = api.post(API, {"image": uploaded(data(), name, content_type)})
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+    assert Upload.objects.count() == 0
+    assert media_files(media_root) == []
+
+
+def test_the_api_refuses_30_mb_with_413(api, media_root):
+    data = b"\xff\xd8\xff\xe0" + b"\0" * (30 * 1024 * 1024)
+    response = api.post(API, {"image": uploaded(data)})
+    assert response.status_code == 413
+    assert "too large" in response.json()["error"]["message"]
+    assert media_files(media_root) == []
+
+
+def test_the_api_refuses_twenty_files(api, media_root):
+    files = [uploaded(image_bytes(), f"note{i}.jpg") for i in range(20)]
+    response = api.post(API, {"image": files})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "Upload one photo at a time."
+    assert Upload.objects.count() == 0
+    assert media_files(media_root) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "content_type"),
+    [case[1:] for case in ACCEPTED],
+    ids=[case[0] for case in ACCEPTED],
+)
+def test_the_api_classifies_odd_but_real_photos(api, media_root, data, name, content_type):
+    response = api.post(API, {"image": uploaded(data(), name)})
+    assert response.status_code == 201
+    assert Upload.objects.get().content_type == content_type

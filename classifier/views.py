@@ -171,7 +171,13 @@ def server_error(request):
     # for the user again.
     exc = sys.exc_info()[1]
     if isinstance(exc, DatabaseError):
-        response = render(request, "503.html", status=503)
+        if request.path.startswith("/api/"):
+            # The API's one error shape (classifier/api/auth.py), for programs.
+            message = "The service is briefly unavailable; try again soon."
+            error = {"code": "unavailable", "message": message}
+            response = JsonResponse({"error": error}, status=503)
+        else:
+            response = render(request, "503.html", status=503)
         response["Retry-After"] = "30"
         return response
     return render(request, "500.html", status=500)

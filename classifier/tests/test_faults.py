@@ -10,6 +10,7 @@ server is never touched.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -164,6 +165,9 @@ def test_database_outage_is_a_503_and_the_app_recovers_without_a_restart(stack, 
         assert page.status == 503
         assert page.header("Retry-After") == "30"
         assert "briefly unavailable" in page.text
+        api = direct.get("/api/v1/predictions/", headers={"X-Forwarded-Proto": "https"})
+        assert api.status == 503
+        assert json.loads(api.text)["error"]["code"] == "unavailable"
         assert Client(stack.https_url).get("/healthz").status == 503
     finally:
         cluster.start()

@@ -1,11 +1,15 @@
+import json
+
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
-from django.urls import reverse
+from django.http import FileResponse, Http404
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from . import selectors, services
 from .ml import labels
-from .models import Prediction, User
+from .ml.predictor import ModelError
+from .models import ModelVersion, Prediction, User
 
 admin.site.register(User, UserAdmin)
 
@@ -230,3 +234,182 @@ class PredictionAdmin(admin.ModelAdmin):
             ),
         )
         return format_html("<table>{}</table>", rows)
+
+
+FIGURES = ("n", "accuracy", "bill_accuracy", "not_a_bill_rejection", "coverage")
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    """Every model the app has served or could serve; activating one switches the workers."""
+
+    list_display = ["version", "is_active", "created", "activated_at", "validation_accuracy"]
+    list_filter = ["is_active"]
+    ordering = ["-created", "-pk"]
+    actions = ["activate"]
+    fields = [
+        "version",
+        "is_active",
+        "activated_at",
+        "created",
+        "registered",
+        "file",
+        "held_out_figures",
+        "confusion_matrix",
+        "since_live",
+        "chart",
+        "card_json",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False  # versions are registered from model files
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # predictions point at them
+
+    def get_urls(self):
+        confusion = path(
+            "<int:pk>/confusion.png",
+            self.admin_site.admin_view(self.confusion_png),
+            name="classifier_modelversion_confusion",
+        )
+        return [confusion, *super().get_urls()]
+
+    def confusion_png(self, request, pk):
+        version = ModelVersion.objects.filter(pk=pk).first()
+        if version is None:
+            raise Http404("No such version.")
+        png = services.model_version_path(version).with_name(f"{version.version}-confusion.png")
+        if not png.is_file():
+            raise Http404("No confusion matrix for this version.")
+        return FileResponse(png.open("rb"), content_type="image/png")
+
+    @admin.action(description="Activate (workers switch at their next upload)")
+    def activate(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Choose exactly one version to activate.", messages.ERROR)
+            return
+        version = queryset.get()
+        try:
+            services.model_version_activate(version=version)
+        except ModelError as exc:
+            self.message_user(request, f"{version.version} cannot be served: {exc}", messages.ERROR)
+            return
+        self.message_user(request, f"{version.version} is now active.", messages.SUCCESS)
+
+    @admin.display(description="validation accuracy")
+    def validation_accuracy(self, obj):
+        value = obj.validation.get("accuracy")
+        return "-" if value is None else f"{value:.1%}"
+
+    @admin.display(description="held-out figures")
+    def held_out_figures(self, obj):
+        mine, other = obj.validation, obj.comparison
+        sources = sorted(set(mine.get("by_source", {})) | set(other.get("by_source", {})))
+        rows = [(k, mine.get(k), other.get(k)) for k in FIGURES]
+        rows += [
+            (
+                f"accuracy on {s}",
+                mine.get("by_source", {}).get(s),
+                other.get("by_source", {}).get(s),
+            )
+            for s in sources
+        ]
+        head = format_html(
+            "<tr><th></th><th scope='col'>this model</th><th scope='col'>{}</th></tr>",
+            other.get("model_version", "compared with: none"),
+        )
+        body = format_html_join(
+            "",
+            "<tr><th scope='row'>{}</th><td>{}</td><td>{}</td></tr>",
+            ((k, _figure(a), _figure(b)) for k, a, b in rows),
+        )
+        return format_html(
+            "<table>{}{}</table><p>threshold {}; {}</p>",
+            head,
+            body,
+            obj.threshold,
+            mine.get("split", "held-out photos"),
+        )
+
+    @admin.display(description="confusion matrix (held-out photos)")
+    def confusion_matrix(self, obj):
+        url = reverse("admin:classifier_modelversion_confusion", args=[obj.pk])
+        return format_html(
+            '<img src="{}" alt="confusion matrix of {} on its held-out photos" '
+            'style="max-width:min(560px,100%)">',
+            url,
+            obj.version,
+        )
+
+    @admin.display(description="since it went live")
+    def since_live(self, obj):
+        perf = selectors.model_version_performance(version=obj)
+        answers = format_html_join(
+            ", ", "{}: {}", ((labels.display(a), n) for a, n in perf["answers"].items())
+        )
+        return format_html(
+            "<ul><li>{} predictions, {} reviewed</li>"
+            "<li>accuracy on reviewed photos: {}</li>"
+            "<li>share flagged wrong by users: {}</li>"
+            "<li>answers: {}</li></ul>",
+            perf["predictions"],
+            perf["reviewed"],
+            _share(perf["accuracy_reviewed"]),
+            _share(perf["flagged_share"]),
+            answers or "none yet",
+        )
+
+    @admin.display(description="by day")
+    def chart(self, obj):
+        return chart_svg(selectors.model_version_performance(version=obj)["days"])
+
+    @admin.display(description="model card")
+    def card_json(self, obj):
+        return format_html(
+            "<details><summary>the whole card</summary><pre>{}</pre></details>",
+            json.dumps(obj.card, indent=2),
+        )
+
+
+def _figure(value):
+    if value is None:
+        return "-"
+    return str(value) if isinstance(value, int) else f"{value:.3f}"
+
+
+def _share(value):
+    return "-" if value is None else f"{value:.1%}"
+
+
+def chart_svg(days: list[dict], width: int = 560, height: int = 160):
+    """Accuracy on reviewed photos (blue) and share flagged (red) by day, as inline SVG."""
+    if not days:
+        return "no predictions yet"
+    step = width / max(len(days) - 1, 1)
+
+    def points(key):
+        return " ".join(
+            f"{i * step:.1f},{height - d[key] * height:.1f}"
+            for i, d in enumerate(days)
+            if d[key] is not None
+        )
+
+    label = f"{days[0]['day']} to {days[-1]['day']}"
+    return format_html(
+        '<svg role="img" aria-label="accuracy on reviewed photos and share flagged, by day, {}" '
+        'width="{}" height="{}" viewBox="-4 -4 {} {}" style="border:1px solid #ccc">'
+        '<polyline fill="none" stroke="#2a6ebb" stroke-width="2" points="{}"/>'
+        '<polyline fill="none" stroke="#c0392b" stroke-width="2" points="{}"/></svg>'
+        "<p>{}: <span style='color:#2a6ebb'>accuracy on reviewed photos</span>, "
+        "<span style='color:#c0392b'>share flagged by users</span> (0 to 100%)</p>",
+        label,
+        width,
+        height,
+        width + 8,
+        height + 8,
+        points("accuracy"),
+        points("flagged_share"),
+        label,
+    )

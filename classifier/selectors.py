@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models.functions import TruncDate
 
 from .models import ApiToken, ModelVersion, Prediction, Upload
 
@@ -75,3 +76,39 @@ def model_version_active() -> ModelVersion | None:
 def api_token_list_for_user(*, user) -> QuerySet[ApiToken]:
     """The user's API keys, newest first, revoked ones included."""
     return ApiToken.objects.filter(user=user).order_by("-created", "-pk")
+
+
+def model_version_performance(*, version: ModelVersion) -> dict:
+    """How a version has done since it went live: on reviewed photos, by users' flags,
+    answers per class, and the same by day for the chart."""
+    qs = Prediction.objects.filter(model=version)
+    reviewed = qs.exclude(reviewed_label="")
+    right = reviewed.filter(label=F("reviewed_label"))
+    total, n_reviewed = qs.count(), reviewed.count()
+    answers = dict(qs.values_list("answer").annotate(n=Count("pk")).order_by("answer"))
+    days = (
+        qs.annotate(day=TruncDate("created"))
+        .values("day")
+        .annotate(
+            n=Count("pk"),
+            reviewed=Count("pk", filter=~Q(reviewed_label="")),
+            right=Count("pk", filter=~Q(reviewed_label="") & Q(label=F("reviewed_label"))),
+            flagged=Count("pk", filter=Q(user_flagged=True)),
+        )
+        .order_by("day")
+    )
+    return {
+        "predictions": total,
+        "reviewed": n_reviewed,
+        "accuracy_reviewed": right.count() / n_reviewed if n_reviewed else None,
+        "flagged_share": qs.filter(user_flagged=True).count() / total if total else None,
+        "answers": answers,
+        "days": [
+            {
+                **d,
+                "accuracy": d["right"] / d["reviewed"] if d["reviewed"] else None,
+                "flagged_share": d["flagged"] / d["n"],
+            }
+            for d in days
+        ],
+    }

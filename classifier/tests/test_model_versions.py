@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from classifier import selectors, services
 from classifier.models import ModelVersion
@@ -134,3 +135,60 @@ def test_activate_model_lists_versions(models_dir):
     lines = out.getvalue().splitlines()
     assert any(line.startswith("* tiny-test") for line in lines)
     assert any(line.startswith("  tiny-2") for line in lines)
+
+
+def test_the_admin_page_of_a_version_shows_how_it_has_done(
+    models_dir, user, staff_user, client, make_prediction
+):
+    services.model_version_sync()
+    tiny = selectors.model_version_get(version="tiny-test")
+    tiny.card = {**tiny.card, "validation": {"n": 40, "accuracy": 0.925, "by_source": {}}}
+    tiny.save()
+    right = make_prediction(user, label="usd_20", model_version="tiny-test", model=tiny)
+    wrong = make_prediction(user, label="usd_5", model_version="tiny-test", model=tiny)
+    make_prediction(user, label="usd_5", model_version="tiny-test", model=tiny, user_flagged=True)
+    services.prediction_review(prediction=right, reviewer=staff_user, label="usd_20")
+    services.prediction_review(prediction=wrong, reviewer=staff_user, label="usd_10")
+    client.force_login(staff_user)
+
+    page = client.get(tiny.get_absolute_url()).content.decode()
+
+    assert "0.925" in page  # the card's held-out accuracy
+    assert "3 predictions, 2 reviewed" in page
+    assert "accuracy on reviewed photos: 50.0%" in page
+    assert "share flagged wrong by users: 33.3%" in page
+    assert "$20: 1" in page
+    assert "<svg" in page
+    listing = client.get(reverse("admin:classifier_modelversion_changelist")).content.decode()
+    assert "92.5%" in listing
+
+
+def test_the_admin_serves_the_confusion_matrix(models_dir, staff_user, client, tmp_path):
+    services.model_version_sync()
+    tiny2 = selectors.model_version_get(version="tiny-2")
+    url = reverse("admin:classifier_modelversion_confusion", args=[tiny2.pk])
+    client.force_login(staff_user)
+    assert client.get(url).status_code == 404
+    png = models_dir / "tiny-2-confusion.png"
+    png.write_bytes(image_bytes(fmt="PNG"))
+    try:
+        response = client.get(url)
+        assert response.status_code == 200
+        assert response["Content-Type"] == "image/png"
+    finally:
+        png.unlink()
+
+
+def test_the_admin_action_activates_one_version(models_dir, staff_user, client):
+    services.model_version_sync()
+    tiny2 = selectors.model_version_get(version="tiny-2")
+    client.force_login(staff_user)
+
+    response = client.post(
+        reverse("admin:classifier_modelversion_changelist"),
+        {"action": "activate", "_selected_action": [tiny2.pk]},
+        follow=True,
+    )
+
+    assert [str(m) for m in response.context["messages"]] == ["tiny-2 is now active."]
+    assert selectors.model_version_active() == tiny2

@@ -186,7 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="usbills-bench-") as tmp:
         tmp = Path(tmp)
         with Stack.start(
-            tmp, model_dir=model_dir(tmp), workers=args.workers, classifier_threads=args.threads
+            tmp,
+            model_dir=model_dir(tmp),
+            workers=args.workers,
+            classifier_threads=args.threads,
+            # One user uploads far more than a person could: no per-user limit.
+            extra_env={"CLASSIFIER_UPLOAD_RATE": "off"},
         ) as stack:
             workers = stack.env.get("WEB_CONCURRENCY") or str(len(os.sched_getaffinity(0)))
             print(

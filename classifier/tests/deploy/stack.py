@@ -212,6 +212,7 @@ class Stack:
         database_url: str | None = None,
         workers: int | None = None,
         classifier_threads: int = 1,
+        extra_env: dict[str, str] | None = None,
         log=print,
     ) -> Stack:
         """Database, collectstatic, migrate, gunicorn, nginx; stopped by close()."""
@@ -249,6 +250,7 @@ class Stack:
                 "GUNICORN_BIND": f"127.0.0.1:{app_port}",
                 "PYTHONUNBUFFERED": "1",
             }
+            env.update(extra_env or {})
             if workers:
                 env["WEB_CONCURRENCY"] = str(workers)
             else:

@@ -1,16 +1,11 @@
 #!/bin/sh
-# The train service's default command: export the photos reviewers labelled
-# in the admin, train on the training data (an ImageFolder tree mounted at
-# /data) plus those photos, score the current model on the same validation
-# photos, and write the new model to /app/models (./models on the host).
-# Extra arguments go to `python -m classifier.ml train`, e.g. --epochs 8.
+# The train service's default command: `manage.py train_model`, which exports
+# the photos reviewers labelled, trains a candidate on the training data (an
+# ImageFolder tree mounted at /data) plus those photos, scores it and the
+# active model on the same held-out photos, and registers it, inactive, in
+# /app/models (./models on the host, which the web service reads). Extra
+# arguments go to train_model, e.g. --finetune-epochs 8. Then:
+#   docker compose exec web python manage.py activate_model <version>
 set -eu
-data=${TRAIN_DATA_DIR:-/data}
-reviewed=$(mktemp -d)
-trap 'rm -rf "$reviewed"' EXIT
 # No system checks: they want a current model, which the first training makes.
-python manage.py export_reviewed --skip-checks --out "$reviewed"
-if [ -f /app/models/CURRENT ]; then
-    set -- --compare-with /app/models "$@"
-fi
-python -m classifier.ml train --data "$data" --extra "$reviewed" --out /app/models "$@"
+exec python manage.py train_model --skip-checks --data "${TRAIN_DATA_DIR:-/data}" "$@"

@@ -6,7 +6,9 @@ import pytest
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is in requirements-dev.txt")
 
+from django.core import signals  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
+from django.db import close_old_connections  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
@@ -39,7 +41,19 @@ CHECKS = [
 
 
 @pytest.fixture
-def auth_header(user, make_prediction, settings):
+def _keep_test_connection():
+    # Django's test client does the same: the WSGI handler would otherwise
+    # close the test's database connection (and its transaction) at the end
+    # of each request, which Postgres then refuses to reuse.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def auth_header(_keep_test_connection, user, make_prediction, settings):
     settings.CLASSIFIER_UPLOAD_RATE = "off"  # the fuzzer uploads faster than any person
     # Something to list, read and give feedback on (ids 1.. are what it tries).
     for _ in range(3):

@@ -23,15 +23,30 @@ class ClassifierConfig(AppConfig):
         from . import checks  # noqa: F401  (registers the system checks)
 
     def load_predictor(self):
-        """Load the model named by settings.CLASSIFIER_MODEL; called once per server process."""
+        """Load the active model version (else CLASSIFIER_MODEL); called once per server process."""
         from .ml.predictor import Predictor
 
+        path = self._active_model_path() or settings.CLASSIFIER_MODEL
         with self._predictor_lock:
-            self.predictor = Predictor.load(
-                settings.CLASSIFIER_MODEL, num_threads=settings.CLASSIFIER_THREADS
-            )
+            self.predictor = Predictor.load(path, num_threads=settings.CLASSIFIER_THREADS)
         log.info("loaded model %s from %s", self.predictor.version, self.predictor.path)
         return self.predictor
+
+    def _active_model_path(self):
+        # After an activation and a restart, start with the active model
+        # rather than load CURRENT's and switch at the first upload. Without
+        # a database yet (first start, outage), CLASSIFIER_MODEL it is.
+        from django.db import DatabaseError
+
+        from . import services
+        from .models import ModelVersion
+
+        try:
+            active = ModelVersion.objects.filter(is_active=True).first()
+        except DatabaseError:
+            log.warning("no active model version from the database; using CLASSIFIER_MODEL")
+            return None
+        return services.model_version_path(active) if active else None
 
     def get_predictor(self):
         """The process's predictor: the database's active model version, loaded once."""

@@ -4,6 +4,7 @@ import io
 import shutil
 
 import pytest
+from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
@@ -192,3 +193,17 @@ def test_the_admin_action_activates_one_version(models_dir, staff_user, client):
 
     assert [str(m) for m in response.context["messages"]] == ["tiny-2 is now active."]
     assert selectors.model_version_active() == tiny2
+
+
+def test_a_starting_worker_loads_the_active_version(models_dir, use_predictor):
+    import importlib
+
+    import usbills_site.wsgi
+
+    services.model_version_sync()
+    services.model_version_activate(version=selectors.model_version_get(version="tiny-2"))
+    use_predictor(None)
+
+    importlib.reload(usbills_site.wsgi)
+
+    assert apps.get_app_config("classifier").predictor.version == "tiny-2"

@@ -227,8 +227,7 @@ def model_version_register(*, model_path: str | Path) -> ModelVersion:
 
 @transaction.atomic
 def model_version_sync() -> ModelVersion | None:
-    """Register every model in CLASSIFIER_MODELS_DIR and CLASSIFIER_MODEL; activate the
-    configured one when no version is active yet. Returns the active version."""
+    """Register the models on disk; if none is active, activate CLASSIFIER_MODEL's."""
     models_dir = Path(settings.CLASSIFIER_MODELS_DIR)
     if models_dir.is_dir():
         for tflite in sorted(models_dir.glob("*.tflite")):

@@ -252,6 +252,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{k} {1000 * (cpu_after[k] - cpu_before[k]) / measured:.1f}" for k in cpu_before
             )
             print(f"bench: CPU ms per upload: {per_upload}")
+            # What the same work would reach with every core to itself (the
+            # machine may be busy with other things while the bench runs).
+            stack_ms = sum(cpu_after[k] - cpu_before[k] for k in cpu_before) * 1000 / measured
+            cores = len(os.sched_getaffinity(0))
+            print(
+                f"bench: at {stack_ms:.1f} CPU ms per upload, {cores} idle cores would allow "
+                f"about {cores * 1000 / stack_ms:.0f} uploads/s"
+            )
             print(f"bench: load average during the run: {os.getloadavg()[0]:.1f}")
             ok = sum(r.ok for r in results) + warmup
             failed = sum(r.failed for r in results)

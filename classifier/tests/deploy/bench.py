@@ -215,10 +215,12 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
 
             results = []
+            # Postgres backends name their database in their command line.
+            db_backend = " " + stack.database_url.rsplit("/", 1)[1] + " "
             cpu_before = {
                 "gunicorn": cpu_seconds(stack.gunicorn.pid),
                 "nginx": cpu_seconds(stack.nginx.pid),
-                "postgres": cpu_seconds(name="postgres"),
+                "postgres": cpu_seconds(name=db_backend),
                 "client": sum(os.times()[:2]),
             }
             header = ("clients", "uploads", "failed", "per s", "p50 ms", "p99 ms")
@@ -245,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu_after = {
                 "gunicorn": cpu_seconds(stack.gunicorn.pid),
                 "nginx": cpu_seconds(stack.nginx.pid),
-                "postgres": cpu_seconds(name="postgres"),
+                "postgres": cpu_seconds(name=db_backend),
                 "client": sum(os.times()[:2]),
             }
             per_upload = ", ".join(

@@ -6,6 +6,7 @@ import functools
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
@@ -38,6 +39,13 @@ def api_view(methods):
         @csrf_exempt
         @functools.wraps(view)
         def wrapped(request, *args, **kwargs):
+            try:
+                return checked(request, *args, **kwargs)
+            except MultiPartParserError:
+                # Django would answer its HTML 400 page; an app expects JSON.
+                return error(400, "malformed_body", "The multipart body could not be read.")
+
+        def checked(request, *args, **kwargs):
             if request.method not in methods:
                 response = error(405, "method_not_allowed", f"Use {', '.join(methods)}.")
                 response["Allow"] = ", ".join(methods)

@@ -82,6 +82,13 @@ def test_upload_errors_are_json_with_the_forms_messages(api, settings):
     assert "too large" in too_large.json()["error"]["message"]
 
 
+def test_a_malformed_body_is_a_json_400(api):
+    response = api.generic("POST", PREDICTIONS, b"garbage", content_type="multipart/form-data")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_body"
+
+
 def test_uploads_share_the_forms_rate_limit(api, settings):
     settings.CLASSIFIER_UPLOAD_RATE = "1/m"
     assert _upload(api).status_code == 201

@@ -238,11 +238,13 @@ if [ "${DOCKER_TEST_TRAIN:-1}" != 0 ]; then
     $COMPOSE --profile train build --quiet train 2>&1 | quiet_build
     "$DOCKER" image inspect usbills-train:dockertest >/dev/null
     say "train image built in $(since "$t0") s"
-    # The real command against the stack's database and photos, up to the
-    # training itself (--help), which needs a data set and hours.
+    # Against the stack's database and photos: the export of reviewed photos
+    # that training starts with, and the training command up to the training
+    # itself (--help), which needs a data set and hours.
     $COMPOSE --profile train run --rm -T train sh -c '
         python -c "import tensorflow as tf, keras; print(\"tensorflow\", tf.__version__, \"keras\", keras.__version__)" 2>/dev/null &&
-        /app/docker/train.sh --help >/dev/null && echo "train.sh: reviewed photos exported, training command ready"' 2>&1 |
+        python manage.py export_training_data --skip-checks --out /tmp/reviewed &&
+        /app/docker/train.sh --help >/dev/null && echo "train.sh: training command ready"' 2>&1 |
         { grep -v -E '^(I0000|W0000|E0000|WARNING: All log)' || true; } | sed 's/^/    /'
 fi
 

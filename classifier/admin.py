@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from . import selectors, services
 from .ml import labels
 from .ml.predictor import ModelError
-from .models import ModelVersion, Prediction, User
+from .models import ApiToken, ModelVersion, Prediction, User
 
 admin.site.register(User, UserAdmin)
 
@@ -413,3 +413,24 @@ def chart_svg(days: list[dict], width: int = 560, height: int = 160):
         points("flagged_share"),
         label,
     )
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Users' API keys: only names, prefixes and dates; the keys themselves are never stored."""
+
+    list_display = ["name", "user", "prefix", "created", "last_used", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__username", "name", "prefix"]
+    fields = list_display
+    readonly_fields = list_display
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # keys are made by their owners, on the account page
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request, queryset):
+        for token in queryset.select_related("user"):
+            services.api_token_revoke(token=token, user=token.user)
+        self.message_user(request, f"Revoked {len(queryset)} keys.", messages.SUCCESS)

@@ -217,3 +217,17 @@ def test_schema_and_docs_are_public_and_self_contained(client):
     assert "/api/v1/predictions/" in html
     # Nothing fetched from elsewhere.
     assert not re.search(r"""(src|href)=["']https?://""", html)
+
+
+def test_staff_can_revoke_a_key_in_the_admin(client, user, staff_user, key):
+    token = ApiToken.objects.get(user=user)
+    client.force_login(staff_user)
+
+    response = client.post(
+        reverse("admin:classifier_apitoken_changelist"),
+        {"action": "revoke", "_selected_action": [token.pk]},
+    )
+
+    assert response.status_code == 302
+    caller = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert caller.get(PREDICTIONS).status_code == 401

@@ -243,7 +243,7 @@ if [ "${DOCKER_TEST_TRAIN:-1}" != 0 ]; then
     # itself (--help), which needs a data set and hours.
     $COMPOSE --profile train run --rm -T train sh -c '
         python -c "import tensorflow as tf, keras; print(\"tensorflow\", tf.__version__, \"keras\", keras.__version__)" 2>/dev/null &&
-        python manage.py export_training_data --skip-checks --out /tmp/reviewed &&
+        python manage.py export_training_data --skip-checks /tmp/reviewed &&
         /app/docker/train.sh --help >/dev/null && echo "train.sh: training command ready"' 2>&1 |
         { grep -v -E '^(I0000|W0000|E0000|WARNING: All log)' || true; } | sed 's/^/    /'
 fi

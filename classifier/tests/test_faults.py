@@ -292,3 +292,37 @@ def test_unwritable_media_is_a_clear_error_with_nothing_half_saved(
     assert Upload.objects.count() == Prediction.objects.count() == 0
     # Only the obstacle is left: a photo stored before the thumbnail failed is gone.
     assert media_files(media_root) == [media_root / blocked]
+
+
+# Redis goes away -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_with_redis_down_signing_in_and_uploading_still_work(
+    client, user, media_root, settings, caplog
+):
+    from axes.handlers.proxy import AxesProxyHandler
+
+    # Nothing listens on this port: every cache call is refused, as when Redis is stopped.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "classifier.cache.TolerantRedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    settings.CLASSIFIER_UPLOAD_RATE = "1/h"
+    AxesProxyHandler.get_implementation(force=True)
+
+    assert (
+        client.post("/accounts/login/", {"username": "alice", "password": "wrong"}).status_code
+        == 200
+    )
+    response = client.post(
+        "/accounts/login/", {"username": "alice", "password": "a-long-test-password"}
+    )
+    assert response.status_code == 302
+    for _ in range(2):  # over the rate, but nothing can count it: let through
+        assert client.post("/", {"image": uploaded(image_bytes())}).status_code == 302
+    assert Upload.objects.count() == 2
+    assert "cache unavailable" in caplog.text

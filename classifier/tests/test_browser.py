@@ -128,7 +128,9 @@ def test_sign_up_upload_see_the_note_flag_it_and_review_it(
     page.wait_for_selector("text=You said it is a $50")
     page.click("nav >> text=History")
     page.check("#id_flagged")
-    page.click("button:has-text('Filter')")
+    # count() does not wait: wait for the filtered page before counting.
+    with page.expect_navigation():
+        page.click("button:has-text('Filter')")
     assert page.locator("a.history-item").count() == 1
     assert "You flagged it: $50" in page.locator("a.history-item").inner_text()
 

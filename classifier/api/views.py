@@ -94,6 +94,10 @@ def _create(request):
         except ModelError:
             log.exception("the classifier model is not usable")
             return error(503, "model_unavailable", "The classifier is not available right now.")
+        except OSError:
+            # Media full or not writable: upload_create kept no file and no row.
+            log.exception("could not store an upload")
+            return error(503, "storage_unavailable", "The photo could not be stored right now.")
         if prediction is not None:
             response = JsonResponse(prediction_json(request, prediction), status=201)
             response["Location"] = reverse("api:prediction", args=[prediction.pk])

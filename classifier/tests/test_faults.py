@@ -294,6 +294,23 @@ def test_unwritable_media_is_a_clear_error_with_nothing_half_saved(
     assert media_files(media_root) == [media_root / blocked]
 
 
+@pytest.mark.django_db
+def test_unwritable_media_through_the_api_is_a_json_503(client, user, media_root):
+    from classifier import services
+
+    key = services.api_token_create(user=user, name="faults")[1]
+    (media_root / "thumbnails").write_text("in the way")
+    response = client.post(
+        "/api/v1/predictions/",
+        {"image": uploaded(image_bytes())},
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "storage_unavailable"
+    assert Upload.objects.count() == 0
+    assert media_files(media_root) == [media_root / "thumbnails"]
+
+
 # Redis goes away -------------------------------------------------------------------
 
 

@@ -58,7 +58,7 @@ superuser: export DJANGO_DEBUG ?= 1
 superuser: migrate
 	$(PY) manage.py createsuperuser
 
-test: install-dev chromium node-deps
+test: install-dev chromium node-deps nginx-test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # axe-core for the accessibility test, pinned by package-lock.json.

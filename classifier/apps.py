@@ -77,7 +77,16 @@ class ClassifierConfig(AppConfig):
         from .models import ModelVersion
 
         try:
-            active = ModelVersion.objects.filter(is_active=True).first()
+            # Only the name, on every upload; the row (with its large card) is
+            # read only when the version has changed.
+            name = (
+                ModelVersion.objects.filter(is_active=True)
+                .values_list("version", flat=True)
+                .first()
+            )
+            if name == self.predictor.version:
+                return
+            active = ModelVersion.objects.filter(version=name).first() if name else None
             if active is None:
                 active = services.model_version_sync()
         except DatabaseError:

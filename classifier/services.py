@@ -38,7 +38,8 @@ FORMAT_TYPES = {
     "BMP": ("image/bmp", "bmp"),
     "TIFF": ("image/tiff", "tif"),
 }
-THUMBNAIL_SIZE = 320
+# The decode size of the photo, so that one decode serves the thumbnail and the model.
+THUMBNAIL_SIZE = preprocess.DECODE_SIZE
 
 
 def get_predictor():
@@ -50,9 +51,7 @@ def upload_create(*, user, file) -> Prediction:
     """Check a photo by its content, store it, classify it and save Upload + Prediction."""
     data = _read_capped(file)
     try:
-        image = preprocess.open_image(
-            data, max_pixels=settings.CLASSIFIER_MAX_PIXELS, draft_size=THUMBNAIL_SIZE
-        )
+        image = preprocess.open_image(data, max_pixels=settings.CLASSIFIER_MAX_PIXELS)
         # open_image has decoded every byte; reading the header again tells the
         # format and the stored size without another decode.
         header = Image.open(io.BytesIO(data), formats=preprocess.FORMATS)
@@ -62,7 +61,10 @@ def upload_create(*, user, file) -> Prediction:
     width, height = image_size(header)
 
     predictor = get_predictor()
-    result = predictor.predict(data)
+    # The photo was decoded once, above, at a size that serves both the
+    # thumbnail and the model: decoding it again would cost as much as the
+    # network itself.
+    result = predictor.predict_image(image)
     inference_ms = sum(result.timings_ms.values())
 
     # Random names: nothing about the user or the original file name leaks
@@ -158,7 +160,8 @@ def image_size(img: Image.Image) -> tuple[int, int]:
 
 
 def _model_version_of(version: str, predictor) -> ModelVersion | None:
-    found = ModelVersion.objects.filter(version=version).first()
+    # Only the key: the card is a large JSON document, not needed here.
+    found = ModelVersion.objects.filter(version=version).only("pk", "version").first()
     if found is None and predictor.path is not None:
         # A model loaded from a file nobody registered (a shell, a test server):
         # registered now, so that the prediction still says which model it was.
@@ -186,9 +189,9 @@ def too_large_message(cap: int) -> str:
 
 def _thumbnail(image: Image.Image) -> ContentFile:
     thumb = image.copy()
-    thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+    thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.BICUBIC, reducing_gap=2.0)
     out = io.BytesIO()
-    thumb.save(out, "JPEG", quality=82, optimize=True)
+    thumb.save(out, "JPEG", quality=82)
     return ContentFile(out.getvalue())
 
 

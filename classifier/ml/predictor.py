@@ -149,7 +149,17 @@ class Predictor:
     def predict(self, image_bytes: bytes) -> Result:
         """Image bytes -> Result; raises preprocess.InvalidImage for unreadable images."""
         t0 = time.perf_counter()
-        x = self.preprocess(image_bytes)
+        img = pre.open_image(image_bytes, draft_size=max(self.input_size, pre.DECODE_SIZE))
+        return self.predict_image(img, started=t0)
+
+    def predict_image(self, img, *, started: float | None = None) -> Result:
+        """An RGB image from preprocess.open_image -> Result.
+
+        For callers that have decoded the photo already (the web app makes a
+        thumbnail from the same decode): the second half of ``preprocess``.
+        """
+        t0 = time.perf_counter() if started is None else started
+        x = pre.to_input(img, size=self.input_size, policy=self.policy)
         t1 = time.perf_counter()
         probs = self.forward(x)
         t2 = time.perf_counter()

@@ -16,6 +16,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 INPUT_SIZE = 224
 
+# JPEGs are decoded at the smallest 1/2, 1/4 or 1/8 scale that leaves at
+# least this many pixels on each side: more than the network's input, and
+# enough for the web app's thumbnail, so one decode serves both.
+DECODE_SIZE = 320
+
 # Resize policies. "squash" resizes the whole photo to a square, ignoring the
 # aspect ratio; "letterbox" fits it inside the square with grey bars; "crop"
 # takes the central square. Banknotes are 2.35:1, so a central crop cuts off
@@ -50,7 +55,7 @@ def open_image(
     data: bytes,
     *,
     max_pixels: int = MAX_PIXELS,
-    draft_size: int | None = INPUT_SIZE,
+    draft_size: int | None = DECODE_SIZE,
 ) -> Image.Image:
     """Decode untrusted bytes into an upright RGB image, or raise InvalidImage."""
     if not data:
@@ -144,7 +149,9 @@ def preprocess(
 ) -> np.ndarray:
     """Image bytes -> float32 (size, size, 3) model input; raises InvalidImage."""
     return to_input(
-        open_image(data, max_pixels=max_pixels, draft_size=size), size=size, policy=policy
+        open_image(data, max_pixels=max_pixels, draft_size=max(size, DECODE_SIZE)),
+        size=size,
+        policy=policy,
     )
 
 

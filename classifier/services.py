@@ -189,7 +189,9 @@ def too_large_message(cap: int) -> str:
 
 def _thumbnail(image: Image.Image) -> ContentFile:
     thumb = image.copy()
-    thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    # Bilinear after a box reduction (reducing_gap) looks the same as bicubic at
+    # thumbnail size and costs half as much on the upload path.
+    thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
     out = io.BytesIO()
     thumb.save(out, "JPEG", quality=82)
     return ContentFile(out.getvalue())

@@ -120,6 +120,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def served_model_dir(request) -> Path:
+    """The shipped model when there is one, else the tiny one (for the real-stack tests)."""
+    if (SHIPPED_MODELS / "CURRENT").is_file():
+        return SHIPPED_MODELS
+    return request.getfixturevalue("tiny_model_dir")
+
+
+@pytest.fixture(scope="session")
 def tiny_predictor(tiny_model_dir):
     from classifier.ml.predictor import Predictor
 

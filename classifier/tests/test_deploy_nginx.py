@@ -26,9 +26,8 @@ from classifier.tests.deploy.stack import (
     TEMPLATE,
     TEMPLATE_VAR,
     Stack,
-    find_nginx,
-    postgres_reachable,
     render_template,
+    skip_reason,
     stop,
 )
 
@@ -37,18 +36,13 @@ DATASET = REPO.parent / "shared" / "datasets" / "usd-bills" / "train"
 
 
 @pytest.fixture(scope="module")
-def model_dir(request) -> Path:
-    """The shipped model when there is one, else a tiny one built for the tests."""
-    if (SHIPPED_MODELS / "CURRENT").is_file():
-        return SHIPPED_MODELS
-    return request.getfixturevalue("tiny_model_dir")
+def model_dir(served_model_dir) -> Path:
+    return served_model_dir
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, model_dir):
-    if find_nginx() is None:
-        pytest.skip("nginx is not installed and could not be (make nginx-test-deps)")
-    reason = postgres_reachable()
+    reason = skip_reason()
     if reason:
         pytest.skip(reason)
     with Stack.start(
@@ -58,15 +52,7 @@ def stack(tmp_path_factory, model_dir):
 
 
 def count_rows(stack: Stack, table: str) -> int:
-    import psycopg2
-
-    conn = psycopg2.connect(stack.database_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 (a fixed name)
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
+    return stack.query(f"SELECT count(*) FROM {table}")[0][0]  # noqa: S608 (a fixed name)
 
 
 def test_smoke_flow_through_nginx(stack):

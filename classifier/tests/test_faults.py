@@ -21,7 +21,6 @@ import threading
 import time
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from classifier.models import Prediction, Upload
@@ -127,16 +126,6 @@ def stack(cluster, tmp_path_factory, tiny_model_dir):
             yield running
 
 
-def rows(stack: Stack, sql: str):
-    conn = psycopg2.connect(stack.database_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
 def signed_in(stack: Stack, username: str) -> Client:
     client = Client(stack.https_url)
     smoke.sign_up(client, username)
@@ -177,7 +166,7 @@ def test_database_outage_is_a_503_and_the_app_recovers_without_a_restart(stack, 
     assert smoke.upload(alice, image_bytes(), token=token).status == 302
     assert stack.gunicorn.poll() is None
     assert stack.gunicorn.pid == master
-    assert rows(stack, "SELECT count(*) FROM classifier_upload")[0][0] == 2
+    assert stack.query("SELECT count(*) FROM classifier_upload")[0][0] == 2
     assert len(stack.media_names()) == len(files_before) + 2
 
 
@@ -219,8 +208,8 @@ def test_a_worker_killed_mid_request_leaves_no_partial_row(stack):
     assert not [s for s in statuses if s not in (302, 502, 504)]
 
     # Every row is whole: an upload with its prediction, both files on disk.
-    uploads = rows(stack, "SELECT id, file, thumbnail FROM classifier_upload")
-    predictions = rows(stack, "SELECT upload_id, model_version FROM classifier_prediction")
+    uploads = stack.query("SELECT id, file, thumbnail FROM classifier_upload")
+    predictions = stack.query("SELECT upload_id, model_version FROM classifier_prediction")
     assert sorted(u[0] for u in uploads) == sorted(p[0] for p in predictions)
     assert all(p[1] for p in predictions)
     names = set(stack.media_names())

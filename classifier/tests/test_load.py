@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import psycopg2
 import pytest
 
 from classifier.tests.deploy import smoke
 from classifier.tests.deploy.client import Client
-from classifier.tests.deploy.stack import Stack, find_nginx, postgres_reachable
-from conftest import REDIS_AVAILABLE, SHIPPED_MODELS, TEST_REDIS_URL
+from classifier.tests.deploy.stack import Stack, skip_reason
+from conftest import REDIS_AVAILABLE, TEST_REDIS_URL
 
 pytestmark = pytest.mark.slow
 
@@ -26,17 +24,8 @@ UPLOADS = 200
 
 
 @pytest.fixture(scope="module")
-def model_dir(request) -> Path:
-    if (SHIPPED_MODELS / "CURRENT").is_file():
-        return SHIPPED_MODELS
-    return request.getfixturevalue("tiny_model_dir")
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, model_dir):
-    if find_nginx() is None:
-        pytest.skip("nginx is not installed and could not be (make nginx-test-deps)")
-    reason = postgres_reachable()
+def stack(tmp_path_factory, served_model_dir):
+    reason = skip_reason()
     if reason:
         pytest.skip(reason)
     with pytest.MonkeyPatch.context() as mp:
@@ -47,22 +36,15 @@ def stack(tmp_path_factory, model_dir):
         else:
             mp.delenv("REDIS_URL", raising=False)
         with Stack.start(
-            tmp_path_factory.mktemp("load"), model_dir=model_dir, workers=2, log=lambda _m: None
+            tmp_path_factory.mktemp("load"),
+            model_dir=served_model_dir,
+            workers=2,
+            log=lambda _m: None,
         ) as running:
             yield running
 
 
-def query(stack: Stack, sql: str):
-    conn = psycopg2.connect(stack.database_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
-def test_sixteen_clients_upload_two_hundred_photos(stack, model_dir):
+def test_sixteen_clients_upload_two_hundred_photos(stack, served_model_dir):
     started = time.monotonic()
     photos = [smoke.photo_jpeg(800, 600, seed=i) for i in range(8)]
 
@@ -89,18 +71,14 @@ def test_sixteen_clients_upload_two_hundred_photos(stack, model_dir):
     assert len(statuses) == UPLOADS
     assert not [s for s in statuses if s >= 500]
     assert statuses.count(302) == UPLOADS, sorted(set(statuses))
-    uploads = query(stack, "SELECT count(*) FROM classifier_upload")[0][0]
-    versions = query(
-        stack, "SELECT model_version, count(*) FROM classifier_prediction GROUP BY model_version"
+    uploads = stack.query("SELECT count(*) FROM classifier_upload")[0][0]
+    versions = stack.query(
+        "SELECT model_version, count(*) FROM classifier_prediction GROUP BY model_version"
     )
     assert uploads == UPLOADS
-    current = (
-        (model_dir / "CURRENT").read_text().strip() if (model_dir / "CURRENT").is_file() else None
-    )
+    current = (served_model_dir / "CURRENT").read_text().strip()
     assert sum(n for _v, n in versions) == UPLOADS
-    assert all(v for v, _n in versions)
-    if current:
-        assert [v for v, _n in versions] == [current]
+    assert [v for v, _n in versions] == [current]
     assert len(stack.media_names()) == 2 * UPLOADS  # a photo and a thumbnail each
     took = time.monotonic() - started
     print(json.dumps({"uploads": UPLOADS, "upload_seconds": round(upload_seconds, 1)}))

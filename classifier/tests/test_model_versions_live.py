@@ -14,7 +14,7 @@ import time
 import pytest
 
 from classifier.tests.deploy.client import Client, multipart
-from classifier.tests.deploy.stack import Stack, find_nginx, postgres_reachable
+from classifier.tests.deploy.stack import Stack, skip_reason
 from conftest import image_bytes
 
 pytestmark = pytest.mark.slow
@@ -22,9 +22,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, tiny_model_dir):
-    if find_nginx() is None:
-        pytest.skip("nginx is not installed and could not be (make nginx-test-deps)")
-    reason = postgres_reachable()
+    reason = skip_reason()
     if reason:
         pytest.skip(reason)
     from classifier.ml.export import export_model, tiny_card, tiny_model

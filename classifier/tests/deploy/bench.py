@@ -140,17 +140,8 @@ def cpu_seconds(root_pid: int | None = None, name: str | None = None) -> float:
 
 
 def count_rows(stack: Stack) -> tuple[int, int]:
-    import psycopg2
-
-    conn = psycopg2.connect(stack.database_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM classifier_upload")
-            uploads = cur.fetchone()[0]
-            cur.execute("SELECT count(*) FROM classifier_prediction")
-            predictions = cur.fetchone()[0]
-    finally:
-        conn.close()
+    uploads = stack.query("SELECT count(*) FROM classifier_upload")[0][0]
+    predictions = stack.query("SELECT count(*) FROM classifier_prediction")[0][0]
     return uploads, predictions
 
 

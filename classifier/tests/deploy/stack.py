@@ -138,6 +138,13 @@ def drop_database(maintenance_url: str, name: str):
         conn.close()
 
 
+def skip_reason(*, database: bool = True) -> str | None:
+    """Why the real stack cannot run here (nginx, or the shared Postgres, missing), or None."""
+    if find_nginx() is None:
+        return "nginx is not installed and could not be (make nginx-test-deps)"
+    return postgres_reachable() if database else None
+
+
 def postgres_reachable(database_url: str | None = None) -> str | None:
     """None when the server answers, else the reason it does not."""
     try:
@@ -185,6 +192,18 @@ class Stack:
 
     def close(self):
         self._cleanup.close()
+
+    def query(self, sql: str) -> list[tuple]:
+        """Rows of one SQL statement, run on the stack's database."""
+        import psycopg2
+
+        conn = psycopg2.connect(self.database_url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return cur.fetchall()
+        finally:
+            conn.close()
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run manage.py with the stack's production environment."""

@@ -1,5 +1,6 @@
-"""Fixtures for the ml library's tests: images made on the fly, a tiny model,
-and the shipped model and dataset when they are there."""
+"""Fixtures for the ml library's tests: images made on the fly, and the
+shipped model and dataset when they are there. (The tiny test model,
+``tiny_model_dir``, comes from the root conftest.py.)"""
 
 from __future__ import annotations
 
@@ -27,17 +28,6 @@ def photo(width: int = 320, height: int = 200, seed: int = 0) -> Image.Image:
     arr = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     arr[: height // 2, : width // 2] = (255, 0, 0)  # red top-left quadrant
     return Image.fromarray(arr)
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A models/ directory holding a tiny untrained model (needs TensorFlow)."""
-    pytest.importorskip("tensorflow", reason="building a test model needs requirements-train.txt")
-    from classifier.ml.export import export_model, tiny_card, tiny_model
-
-    out = tmp_path_factory.mktemp("tiny-models")
-    export_model(tiny_model(), out, tiny_card())
-    return out
 
 
 @pytest.fixture(scope="session")

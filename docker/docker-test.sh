@@ -157,26 +157,45 @@ PUBLISH_ADDRESS=127.0.0.1
 HTTP_PORT=$HTTP_PORT
 HTTPS_PORT=$HTTPS_PORT
 WEB_CONCURRENCY=2
-TRAIN_DATA=traindata
 $pip_settings
 EOF
 
-# The image ships models/. Before a model is committed there, the test serves
-# a tiny one built here instead, mounted over it.
-if [ ! -f models/CURRENT ]; then
+# The models directory web serves from and train writes candidates into, as
+# in a deployment: a copy of the shipped model (or, before one is committed,
+# a tiny one built here), so that the test's training run writes nowhere real.
+chmod 755 "$work"
+mkdir -p "$work/models" "$work/traindata"
+if [ -f models/CURRENT ]; then
+    cp models/CURRENT models/*.tflite models/*.json "$work/models/"
+else
     say "models/CURRENT is missing: serving a tiny test model instead of the shipped one"
-    chmod 755 "$work"
     "$PYTHON" -c "import sys; from classifier.ml.export import export_model, tiny_card, tiny_model; \
-export_model(tiny_model(), sys.argv[1], tiny_card())" "$work/tiny-model" >/dev/null 2>&1
-    chmod -R a+rX "$work/tiny-model"
-    cat >"$work/compose.model.yml" <<EOF
+export_model(tiny_model(), sys.argv[1], tiny_card())" "$work/models" >/dev/null 2>&1
+fi
+# A few training photos of each class and source, when the data set is beside
+# the repository: enough for a real, short training run in the train image.
+dataset=../shared/datasets/usd-bills/train
+if [ "${DOCKER_TEST_TRAIN:-1}" != 0 ] && [ -d "$dataset" ]; then
+    for class_dir in "$dataset"/*/; do
+        class=$(basename "$class_dir")
+        mkdir -p "$work/traindata/$class"
+        find "$class_dir" -maxdepth 1 -type f -name '*.jpg' -printf '%f\n' | sort |
+            awk '{ source = $0; sub(/-[^-]*$/, "", source); if (seen[source]++ < 3) print }' |
+            while read -r name; do cp "$class_dir$name" "$work/traindata/$class/"; done
+    done
+fi
+chmod -R a+rwX "$work/models" "$work/traindata"
+cat >"$work/compose.models.yml" <<EOF
 services:
   web:
     volumes:
-      - $work/tiny-model:/app/models:ro
+      - $work/models:/app/models:ro
+  train:
+    volumes:
+      - $work/models:/app/models
+      - $work/traindata:/data:ro
 EOF
-    COMPOSE="$COMPOSE -f $work/compose.model.yml"
-fi
+COMPOSE="$COMPOSE -f $work/compose.models.yml"
 
 t0=$(now)
 $COMPOSE build --quiet web nginx 2>&1 | quiet_build
@@ -239,13 +258,33 @@ if [ "${DOCKER_TEST_TRAIN:-1}" != 0 ]; then
     "$DOCKER" image inspect usbills-train:dockertest >/dev/null
     say "train image built in $(since "$t0") s"
     # Against the stack's database and photos: the export of reviewed photos
-    # that training starts with, and the training command up to the training
-    # itself (--help), which needs a data set and hours.
+    # that training starts with, and the training command.
     $COMPOSE --profile train run --rm -T train sh -c '
         python -c "import tensorflow as tf, keras; print(\"tensorflow\", tf.__version__, \"keras\", keras.__version__)" 2>/dev/null &&
         python manage.py export_training_data --skip-checks /tmp/reviewed &&
         /app/docker/train.sh --help >/dev/null && echo "train.sh: training command ready"' 2>&1 |
         { grep -v -E '^(I0000|W0000|E0000|WARNING: All log)' || true; } | sed 's/^/    /'
+    if [ -n "$(ls -A "$work/traindata")" ]; then
+        # A real, short training run in the train service: the candidate lands
+        # in the shared models directory, registered but not active; the web
+        # service activates it and rolls back, as an operator would.
+        t0=$(now)
+        $COMPOSE --profile train run --rm -T train /app/docker/train.sh \
+            --name dockertest-candidate --variants 1 --head-epochs 1 --finetune-epochs 1 \
+            >"$work/train.log" 2>&1 || { tail -40 "$work/train.log" >&2; exit 1; }
+        [ -f "$work/models/dockertest-candidate.tflite" ] || {
+            tail -40 "$work/train.log" >&2
+            echo "the train service wrote no candidate" >&2
+            exit 1
+        }
+        versions=$("$DOCKER" exec "$web" python manage.py activate_model --list)
+        echo "$versions" | sed 's/^/    /'
+        echo "$versions" | grep -q dockertest-candidate
+        previous=$(cat "$work/models/CURRENT")
+        "$DOCKER" exec "$web" python manage.py activate_model dockertest-candidate | sed 's/^/    /'
+        "$DOCKER" exec "$web" python manage.py activate_model "$previous" | sed 's/^/    /'
+        say "train service: a candidate trained, registered inactive, activated and rolled back in $(since "$t0") s"
+    fi
 fi
 
 mb() { "$DOCKER" image inspect --format '{{ .Size }}' "$1" | awk '{ printf "%.0f MB", $1 / 1e6 }'; }

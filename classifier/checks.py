@@ -1,12 +1,10 @@
 """System checks: a missing or broken model is reported by `manage.py check`
 (and runserver) with the file at fault, instead of failing every request."""
 
-import json
-
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 
-from .ml.predictor import ModelError, resolve_model
+from .ml.predictor import ModelError, read_card, resolve_model
 
 REQUIRED_CARD_FIELDS = ("version", "classes", "threshold", "input")
 
@@ -26,16 +24,11 @@ def check_model(app_configs=None, **kwargs):
             Error(f"The classifier model is not usable: {exc}", hint=hint, id="classifier.E001")
         ]
     try:
-        card = json.loads(card_path.read_text())
-    except (OSError, ValueError) as exc:
-        return [
-            Error(
-                f"The model card {card_path} is unreadable: {exc}",
-                hint=hint,
-                id="classifier.E002",
-            )
-        ]
-    missing = [f for f in REQUIRED_CARD_FIELDS if not isinstance(card, dict) or f not in card]
+        card = read_card(card_path)
+    except ModelError as exc:
+        message = f"The classifier model is not usable: {exc}"
+        return [Error(message, hint=hint, id="classifier.E002")]
+    missing = [f for f in REQUIRED_CARD_FIELDS if f not in card]
     if missing:
         return [
             Error(

@@ -23,7 +23,7 @@ from PIL import Image
 
 from . import selectors
 from .ml import labels, preprocess
-from .ml.predictor import ModelError, Predictor, resolve_model
+from .ml.predictor import ModelError, Predictor, read_card, resolve_model
 from .models import ApiToken, ModelVersion, Prediction, Upload
 
 log = logging.getLogger(__name__)
@@ -210,11 +210,10 @@ def model_version_path(version: ModelVersion) -> Path:
 def model_version_register(*, model_path: str | Path) -> ModelVersion:
     """Record a model (a .tflite with its card beside it) as a version, inactive if new."""
     tflite, card_path = resolve_model(model_path)
-    try:
-        card = json.loads(card_path.read_text())
-        version = card["version"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"model card {card_path} is unreadable: {exc}") from exc
+    card = read_card(card_path)
+    if "version" not in card:
+        raise ModelError(f"model card {card_path} lacks the field 'version'")
+    version = card["version"]
     # Inside the models directory the path is stored relative to it, so that
     # the web and train containers, which mount it in different places, agree.
     try:

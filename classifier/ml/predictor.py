@@ -75,6 +75,17 @@ def resolve_model(path: str | os.PathLike) -> tuple[Path, Path]:
     return path, card
 
 
+def read_card(card_path: Path) -> dict:
+    """The model card (JSON) as a dict; ModelError naming the file when it is unreadable."""
+    try:
+        card = json.loads(Path(card_path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model card {card_path} is unreadable: {exc}") from exc
+    if not isinstance(card, dict):
+        raise ModelError(f"model card {card_path} is unreadable: not a JSON object")
+    return card
+
+
 class Predictor:
     """One loaded model. Safe to share between threads (calls are serialised)."""
 
@@ -103,10 +114,7 @@ class Predictor:
         from ai_edge_litert.interpreter import Interpreter
 
         model_path, card_path = resolve_model(path)
-        try:
-            card = json.loads(card_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"model card {card_path} is unreadable: {exc}") from exc
+        card = read_card(card_path)
         if num_threads is None:
             num_threads = min(2, os.cpu_count() or 1)
         try:

@@ -318,14 +318,24 @@ def model_version_train(
     *,
     data: str | Path,
     version: str = "",
-    variants: int = 5,
-    head_epochs: int = 4,
-    finetune_epochs: int = 14,
+    variants: int | None = None,
+    head_epochs: int | None = None,
+    finetune_epochs: int | None = None,
     processes: int | None = None,
     log=print,
 ) -> ModelVersion:
     """Train a candidate on the base data plus the reviewed photos; register it inactive."""
     from .ml.train import Config, train  # TensorFlow: only the train image has it
+
+    schedule = {
+        k: v
+        for k, v in (
+            ("variants", variants),
+            ("head_epochs", head_epochs),
+            ("finetune_epochs", finetune_epochs),
+        )
+        if v is not None
+    }
 
     active = model_version_sync()
     models_dir = Path(settings.CLASSIFIER_MODELS_DIR)
@@ -337,10 +347,8 @@ def model_version_train(
             data=str(data),
             out=str(models_dir),
             version=version,
-            variants=variants,
-            head_epochs=head_epochs,
-            finetune_epochs=finetune_epochs,
             processes=processes,
+            **schedule,
             extra=(corrections,) if exported else (),
             compare_with=str(model_version_path(active)) if active else None,
             # No final run on all the data: the candidate must not have seen the

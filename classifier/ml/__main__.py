@@ -26,6 +26,7 @@ def _train(args) -> int:
         data=args.data,
         out=args.out,
         version=args.version or "",
+        backbone=args.backbone,
         seed=args.seed,
         variants=args.variants,
         head_epochs=args.head_epochs,
@@ -33,6 +34,8 @@ def _train(args) -> int:
         final=not args.no_final,
         extra=tuple(args.extra),
         compare_with=args.compare_with,
+        processes=args.processes,
+        cache=args.cache,
     )
     train.train(cfg, log=lambda msg: print(msg, flush=True))
     return 0
@@ -68,13 +71,18 @@ def _bench(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Training's defaults live in train.Config (which imports no TensorFlow).
+    from .backbone import BACKBONES
+    from .train import Config
+
+    default = Config.default
     parser = argparse.ArgumentParser(prog="python -m classifier.ml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train and export a model")
     p.add_argument("--data", required=True, help="ImageFolder directory (one folder per class)")
     p.add_argument("--out", default=str(DEFAULT_MODELS), help="where to write the model files")
-    p.add_argument("--version", help="model version (default effl0-YYYYMMDD-HHMM)")
+    p.add_argument("--version", help="model version (default <backbone>-YYYYMMDD-HHMM)")
     p.add_argument(
         "--extra",
         action="append",
@@ -85,10 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--compare-with", metavar="MODEL", help="score this model on the same validation"
     )
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--variants", type=int, default=5, help="augmented copies of each image")
-    p.add_argument("--head-epochs", type=int, default=4)
-    p.add_argument("--epochs", type=int, default=14, help="most fine-tuning epochs")
+    p.add_argument(
+        "--backbone", default=default("backbone"), choices=sorted(BACKBONES), help="backbone"
+    )
+    p.add_argument("--seed", type=int, default=default("seed"))
+    p.add_argument(
+        "--variants", type=int, default=default("variants"), help="augmented copies of each image"
+    )
+    p.add_argument("--head-epochs", type=int, default=default("head_epochs"))
+    p.add_argument(
+        "--epochs", type=int, default=default("finetune_epochs"), help="most fine-tuning epochs"
+    )
+    p.add_argument("--processes", type=int, help="feature workers (default: one per core)")
+    p.add_argument("--cache", metavar="DIR", help="keep the computed features here and reuse them")
     p.add_argument("--no-final", action="store_true", help="skip the retraining on all data")
     p.add_argument(
         "--compare-policies", action="store_true", help="only measure the resize policies"

@@ -124,6 +124,17 @@ def photometric(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return img
 
 
+def one_bit(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A 1-bit black-and-white scan or fax: thresholded at a random level, or dithered."""
+    grey = ImageOps.autocontrast(ImageOps.grayscale(img), cutoff=1)
+    if rng.random() < 0.5:
+        level = int(rng.integers(90, 170))
+        bw = grey.point(lambda v: 255 if v >= level else 0, mode="1")
+    else:
+        bw = grey.convert("1")  # Floyd-Steinberg dithering
+    return bw.convert("RGB")
+
+
 def jpeg_noise(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     """Re-encode at a random JPEG quality (messaging apps, cheap cameras)."""
     buf = io.BytesIO()
@@ -155,6 +166,8 @@ def augment(
     if rng.random() < 0.15:
         img = ImageOps.flip(img)
     img = photometric(img, rng)
+    if rng.random() < 0.08:
+        img = one_bit(img, rng)
     if rng.random() < 0.4:
         img = jpeg_noise(img, rng)
     return img

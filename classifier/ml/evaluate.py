@@ -17,6 +17,23 @@ from .predictor import Predictor
 
 ANSWERS: tuple[str, ...] = (*NOTES, UNKNOWN)
 
+# The figures a model is judged by, in the order tables show them, and the
+# goals the project sets for them on photos and currencies never trained on.
+HEADLINE: tuple[str, ...] = (
+    "bill_accuracy",
+    "unseen_currency_rejection",
+    "object_rejection",
+    "bw_bill_accuracy",
+    "accuracy",
+    "coverage",
+)
+GOALS: dict[str, float] = {
+    "bill_accuracy": 0.95,
+    "unseen_currency_rejection": 0.95,
+    "object_rejection": 0.99,
+    "bw_bill_accuracy": 0.95,
+}
+
 
 def truth_of(label: str) -> str:
     """The right answer for an image of this class."""
@@ -67,6 +84,26 @@ def compute_metrics(labels: list[str], answers: list[str]) -> dict:
         "per_class": per_class,
         "confusion": confusion,
     }
+
+
+def group_metrics(items, answers: list[str]) -> dict:
+    """compute_metrics for dataset items, plus refusal of foreign notes (their
+    currencies are held out whole in validation) and of everything else that
+    is not a note, and the accuracy of each source or currency."""
+    labels = [i.label for i in items]
+    out = compute_metrics(labels, answers)
+    foreign = [k for k, i in enumerate(items) if i.currency]
+    objects = [k for k, i in enumerate(items) if i.label == NOT_A_BILL and not i.currency]
+    out["unseen_currency_rejection"] = _ratio(
+        sum(answers[k] == UNKNOWN for k in foreign), len(foreign)
+    )
+    out["object_rejection"] = _ratio(sum(answers[k] == UNKNOWN for k in objects), len(objects))
+    out["by_source"] = {}
+    for group in sorted({i.group for i in items}):
+        keep = [k for k, i in enumerate(items) if i.group == group]
+        right = sum(answers[k] == truth_of(labels[k]) for k in keep)
+        out["by_source"][group] = _ratio(right, len(keep))
+    return out
 
 
 def _ratio(a: int, b: int) -> float | None:
@@ -121,6 +158,52 @@ def save_confusion_png(confusion: dict, path: str | Path, *, title: str = "") ->
             draw.text(
                 (x0 + 6, y0 + cell // 2 - 6), str(v), fill="black" if v / total < 0.6 else "white"
             )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+def save_tradeoff_png(
+    table: list[dict], path: str | Path, *, threshold: float | None = None, title: str = ""
+) -> None:
+    """Notes named right, foreign notes and objects refused, over the threshold range (PNG)."""
+    from PIL import Image, ImageDraw
+
+    lines = (
+        ("bill_accuracy", "notes named right", (31, 119, 180)),
+        ("unseen_currency_rejection", "unseen currencies refused", (214, 39, 40)),
+        ("object_rejection", "objects refused", (44, 160, 44)),
+    )
+    w, h, left, top, bottom = 640, 400, 60, 40, 50
+    plot_w, plot_h = w - left - 20, h - top - bottom
+    lo_t, hi_t = table[0]["threshold"], table[-1]["threshold"]
+    floor = 0.5  # figures below 50% are off the chart: nobody ships those
+
+    def xy(t, v):
+        x = left + (t - lo_t) / max(hi_t - lo_t, 1e-9) * plot_w
+        y = top + (1 - (max(v, floor) - floor) / (1 - floor)) * plot_h
+        return x, y
+
+    img = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((10, 8), title, fill="black")
+    for v in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0):
+        _x, y = xy(lo_t, v)
+        draw.line((left, y, left + plot_w, y), fill=(225, 225, 225))
+        draw.text((8, y - 6), f"{v:.0%}", fill="black")
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+        if lo_t <= t <= hi_t:
+            x, _y = xy(t, floor)
+            draw.text((x - 8, top + plot_h + 6), f"{t:.1f}", fill="black")
+    draw.text((left + plot_w // 2 - 30, h - 22), "threshold", fill="black")
+    if threshold is not None:
+        x, _y = xy(threshold, floor)
+        draw.line((x, top, x, top + plot_h), fill=(120, 120, 120), width=1)
+        draw.text((x + 4, top + 2), f"chosen {threshold}", fill="black")
+    for k, (key, name, colour) in enumerate(lines):
+        points = [xy(r["threshold"], r[key]) for r in table if r.get(key) is not None]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        draw.text((left + 10 + k * 190, h - 40), name, fill=colour)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
 

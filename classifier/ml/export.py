@@ -16,10 +16,15 @@ log = logging.getLogger(__name__)
 
 
 def to_tflite(model) -> bytes:
-    """Convert a Keras model to a float32 LiteRT flatbuffer."""
+    """Convert a Keras model to a float32 LiteRT flatbuffer with an input batch of 1."""
+    import keras
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    # A fixed batch of 1: LiteRT.js (live mode in the browser) refuses a model
+    # whose batch dimension is dynamic, and the server predicts one photo at a time.
+    pixels = keras.Input(model.inputs[0].shape[1:], batch_size=1, name="pixels")
+    fixed = keras.Model(pixels, model(pixels, training=False), name=model.name)
+    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
     # Plain float32: dynamic-range int8 measured slower on x86 with XNNPACK.
     converter.optimizations = []
     return converter.convert()

@@ -58,7 +58,9 @@ def _run(x: np.ndarray) -> np.ndarray:
 
 def _features(job: Job) -> tuple[int, np.ndarray]:
     size, policy = _worker["size"], _worker["policy"]
-    img = pre.open_image(Path(job.path).read_bytes(), draft_size=None)
+    # Decoded exactly as serving decodes an upload (JPEGs at reduced size).
+    draft = max(size, pre.DECODE_SIZE)
+    img = pre.open_image(Path(job.path).read_bytes(), draft_size=draft)
     # Variant 0 is the photo as served; the others are augmented.
     out = [_run(pre.to_input(img, size=size, policy=policy))]
     rng = np.random.default_rng([_worker["seed"], job.index])
@@ -67,7 +69,7 @@ def _features(job: Job) -> tuple[int, np.ndarray]:
         background = None
         if backgrounds:
             path = backgrounds[int(rng.integers(len(backgrounds)))]
-            background = pre.open_image(Path(path).read_bytes(), draft_size=None)
+            background = pre.open_image(Path(path).read_bytes(), draft_size=draft)
         variant = aug.augment(img, rng, background=background, paste=job.paste)
         out.append(_run(pre.to_input(variant, size=size, policy=policy)))
     return job.index, np.stack(out)

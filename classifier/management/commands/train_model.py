@@ -25,9 +25,19 @@ class Command(BaseCommand):
             "--data", required=True, type=Path, help="the base training data (ImageFolder)"
         )
         parser.add_argument("--name", dest="name", default="", help="version name of the candidate")
-        parser.add_argument("--variants", type=int, default=5, help="augmented copies per photo")
-        parser.add_argument("--head-epochs", type=int, default=4)
-        parser.add_argument("--finetune-epochs", type=int, default=14)
+        # The defaults are training's own (train.Config imports no TensorFlow).
+        from classifier.ml.train import Config
+
+        parser.add_argument(
+            "--variants",
+            type=int,
+            default=Config.default("variants"),
+            help="augmented copies per photo",
+        )
+        parser.add_argument("--head-epochs", type=int, default=Config.default("head_epochs"))
+        parser.add_argument(
+            "--finetune-epochs", type=int, default=Config.default("finetune_epochs")
+        )
         parser.add_argument("--processes", type=int, default=None, help="feature workers")
 
     def handle(self, *args, data, name, variants, head_epochs, finetune_epochs, processes, **o):

@@ -41,6 +41,22 @@ def _train(args) -> int:
     return 0
 
 
+def _ablate(args) -> int:
+    from . import ablation, train
+
+    cfg = train.Config(
+        data=args.data,
+        out="",
+        backbone=args.backbone,
+        variants=args.variants,
+        cache=args.cache,
+        processes=args.processes,
+    )
+    result = ablation.run(cfg, log=lambda msg: print(msg, flush=True))
+    print(json.dumps(result, indent=2) if args.json else ablation.markdown(result))
+    return 0
+
+
 def _evaluate(args) -> int:
     from .evaluate import evaluate
 
@@ -111,6 +127,15 @@ def main(argv: list[str] | None = None) -> int:
         "--compare-policies", action="store_true", help="only measure the resize policies"
     )
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("ablate", help="linear probes on the frozen backbone, for comparison")
+    p.add_argument("--data", required=True, help="ImageFolder directory (one folder per class)")
+    p.add_argument("--backbone", default=default("backbone"), choices=sorted(BACKBONES))
+    p.add_argument("--variants", type=int, default=default("variants"))
+    p.add_argument("--processes", type=int)
+    p.add_argument("--cache", metavar="DIR", help="the features cache of a training run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_ablate)
 
     p = sub.add_parser("evaluate", help="score a model on an ImageFolder directory; prints JSON")
     p.add_argument("data")

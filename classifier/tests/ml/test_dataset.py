@@ -58,3 +58,41 @@ def test_scan_can_name_the_source(tmp_path):
     (item,) = dataset.scan(tmp_path, source=dataset.CORRECTIONS)
     assert item.source == "corrections"
     assert dataset.VALIDATION["corrections"] > 0
+
+
+def test_currencies_come_from_the_index_and_are_held_out_whole(tmp_path):
+    foreign = [f"not_a_bill/waleedsid-{k:04x}.jpg" for k in range(30)]
+    foreign += [f"not_a_bill/yahiabak-{k:04x}.jpg" for k in range(30)]
+    root = _tree(tmp_path / "train", [*foreign, "usd_1/emerson5123-0001.jpg"])
+    rows = ["file,class,source,currency,kind,licence,repository"]
+    rows += [
+        f"train/{f},not_a_bill,{f.split('/')[1].split('-')[0]},"
+        f"{'PKR' if 'waleedsid' in f else 'MAD'},phone photo,MIT,x/y"
+        for f in foreign
+    ]
+    rows.append("train/usd_1/emerson5123-0001.jpg,usd_1,emerson5123,USD,flat photo,MIT,x/y")
+    (tmp_path / "index.csv").write_text("\n".join(rows) + "\n")
+
+    items = dataset.scan(root)
+    by_name = {i.path.name: i for i in items}
+    assert by_name["yahiabak-0000.jpg"].currency == "MAD"
+    assert by_name["waleedsid-0000.jpg"].group == "PKR"
+    assert by_name["emerson5123-0001.jpg"].currency == ""  # US notes have no foreign currency
+    assert by_name["emerson5123-0001.jpg"].group == "emerson5123"
+
+    train, val = dataset.split(items, currencies=frozenset({"MAD"}))
+    assert {i.currency for i in val} == {"MAD"}
+    assert len(val) == 30  # every MAD photo, none of the PKR ones
+    assert "MAD" in dataset.HELD_OUT_CURRENCIES
+    assert not dataset.HELD_OUT_CURRENCIES & {i.currency for i in train}
+
+
+def test_real_data_split_holds_out_whole_currencies_and_us_sources(dataset_dir):
+    train, val = dataset.split(dataset.scan(dataset_dir))
+    held = {i.currency for i in val if i.currency}
+    assert held == set(dataset.HELD_OUT_CURRENCIES)
+    assert not held & {i.currency for i in train}
+    assert {"projpossibility", "ptbarros"} <= {i.source for i in val}
+    assert not {"projpossibility", "ptbarros"} & {i.source for i in train}
+    # Every note is in validation, $50 and $100 included.
+    assert {i.label for i in val} == {i.label for i in train}

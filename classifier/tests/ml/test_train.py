@@ -70,8 +70,25 @@ def test_train_exports_a_working_model(small_dataset, corrections, tiny_model_di
     assert card["training"]["images"]["usd_20"]["corrections"] == 5
     assert "corrections" in card["validation"]["by_source"]
     assert card["comparison"]["model_version"] == "tiny-test"
+    # Calibration: a temperature, and bands that start at the threshold.
+    assert card["temperature"] > 0
+    assert card["bands"]["unsure"] == card["threshold"] <= card["bands"]["sure"] <= 0.99
+    assert "uncalibrated" in card["validation"]
+    assert (out / "t1-threshold.png").is_file()
     assert card["comparison"]["n"] == card["validation"]["n"]
     assert any("finetune epoch" in line for line in logs)
     predictor = Predictor.load(out)
     some = next((small_dataset / "usd_5").iterdir())
     assert predictor.predict(some.read_bytes()).model_version == "t1"
+
+
+def test_exported_model_has_a_batch_of_one(tmp_path):
+    """LiteRT.js in the browser refuses a dynamic batch dimension."""
+    pytest.importorskip("tensorflow", reason="exporting needs requirements-train.txt")
+    from ai_edge_litert.interpreter import Interpreter
+
+    from classifier.ml.export import tiny_model, to_tflite
+
+    interpreter = Interpreter(model_content=to_tflite(tiny_model()))
+    detail = interpreter.get_input_details()[0]
+    assert list(detail["shape_signature"]) == [1, 32, 32, 3]

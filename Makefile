@@ -4,6 +4,7 @@
 #   make run        virtualenv + requirements + migrate SQLite + serve on 127.0.0.1:8000
 #   make superuser  create an admin account
 #   make test       install what the tests need (Python packages, Debian's chromium) and run pytest
+#   make test-fast  the quick tier: no browser, no real stack, no training (no TensorFlow needed)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,12 +16,13 @@ PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run superuser migrate test chromium node-deps lint format train bench
+.PHONY: help install install-dev install-train run superuser migrate test test-fast chromium node-deps lint format train bench
 
 help:
 	@echo "make run        serve the app on http://$(HOST):$(PORT) (SQLite, the shipped model)"
 	@echo "make superuser  create an admin account"
 	@echo "make test       install the test requirements and chromium, then run pytest"
+	@echo "make test-fast  the quick tier: no browser, no real stack, no training"
 	@echo "make lint       ruff check and format check"
 	@echo "make train      train a model from $(DATA) into models/"
 	@echo "make bench      measure the shipped model's speed"
@@ -33,13 +35,20 @@ $(VENV)/.installed: requirements.txt | $(PY)
 	$(PY) -m pip install -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-train.txt requirements-dev.txt | $(PY)
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install -r requirements-dev.txt
 	touch $@ $(VENV)/.installed
+
+# TensorFlow: training, and the tests marked `tensorflow`.
+$(VENV)/.installed-train: requirements.txt requirements-train.txt | $(PY)
+	$(PY) -m pip install -r requirements-train.txt
+	touch $@
 
 install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
+
+install-train: $(VENV)/.installed-train
 
 # Local development: DEBUG on (runserver serves static/), SQLite unless
 # DATABASE_URL says otherwise, the model in models/.
@@ -58,8 +67,13 @@ superuser: export DJANGO_DEBUG ?= 1
 superuser: migrate
 	$(PY) manage.py createsuperuser
 
-test: install-dev chromium node-deps nginx-test-deps
+test: install-dev install-train chromium node-deps nginx-test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The edit-test loop: real Postgres and Redis when there, but no browser, no
+# gunicorn/nginx stack and no training run.
+test-fast: install-dev
+	$(PY) -m pytest -m "not browser and not stack and not slow" $(PYTEST_ARGS)
 
 # axe-core for the accessibility test, pinned by package-lock.json.
 node-deps:
@@ -81,7 +95,7 @@ format: install-dev
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-train: install-dev
+train: install-train
 	$(PY) -m classifier.ml train --data $(DATA) --out models/
 
 bench: install

@@ -1,7 +1,7 @@
 """Fixtures and factories for the web app's tests.
 
 Unit tests run the real services with a real (tiny, untrained) LiteRT model
-built once per session; the browser test swaps in the shipped model from
+committed under classifier/tests/fixtures/; the browser test swaps in the shipped model from
 models/. Photos are made with Pillow, or read from the training images beside
 the repository when a test needs a real banknote.
 """
@@ -9,9 +9,11 @@ the repository when a test needs a real banknote.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import itertools
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -26,7 +28,27 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent
 SHIPPED_MODELS = REPO / "models"
 ML_TESTS = REPO / "classifier" / "tests" / "ml"  # the ml library's own tests and fixtures
+# Committed tiny models, made by the script beside them (the only step that needs TensorFlow).
+TINY_MODELS = REPO / "classifier" / "tests" / "fixtures"
 DATASET = REPO.parent / "shared" / "datasets" / "usd-bills" / "train"
+
+
+# TensorFlow ------------------------------------------------------------------
+
+HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the real-stack tests; skip, saying why, the TensorFlow ones where it is missing."""
+    skip = pytest.mark.skip(
+        reason="needs TensorFlow: pip install -r requirements-train.txt (make test does)"
+    )
+    for item in items:
+        # A test on the running stack (gunicorn, nginx, Postgres) asks for it by name.
+        if {"stack", "cluster"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
+        if not HAS_TENSORFLOW and "tensorflow" in item.keywords:
+            item.add_marker(skip)
 
 
 # Images ---------------------------------------------------------------------
@@ -108,15 +130,24 @@ def _cache(settings):
     AxesProxyHandler.get_implementation(force=True)
 
 
+def _copy_of(src: Path, tmp_path_factory) -> Path:
+    # A copy, so that no test can change the committed files.
+    out = tmp_path_factory.mktemp(src.name)
+    for f in src.iterdir():
+        shutil.copy(f, out / f.name)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    """A models/ directory holding a tiny untrained 32x32 model (needs TensorFlow)."""
-    pytest.importorskip("tensorflow", reason="building a test model needs requirements-train.txt")
-    from classifier.ml.export import export_model, tiny_card, tiny_model
+    """A models/ directory holding the tiny untrained 32x32 model "tiny-test"."""
+    return _copy_of(TINY_MODELS / "tiny-model", tmp_path_factory)
 
-    out = tmp_path_factory.mktemp("tiny-models")
-    export_model(tiny_model(), out, tiny_card())
-    return out
+
+@pytest.fixture(scope="session")
+def tiny_model_2_dir(tmp_path_factory) -> Path:
+    """A second tiny version, "tiny-2" (threshold 0.4), with no CURRENT file."""
+    return _copy_of(TINY_MODELS / "tiny-model-2", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

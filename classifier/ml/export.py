@@ -1,7 +1,8 @@
 """Keras model -> the files a release is made of: <version>.keras,
 <version>.tflite (float32) and <version>.json (the model card).
 
-Needs TensorFlow; used by training and by tests that build a tiny model.
+Needs TensorFlow; used by training and by the script that makes the tests'
+tiny models (classifier/tests/fixtures/make_tiny_models.py).
 """
 
 from __future__ import annotations
@@ -46,29 +47,3 @@ def export_model(model, out_dir: str | Path, card: dict, *, make_current: bool =
         (out / CURRENT_FILE).write_text(version + "\n")
     log.info("exported %s to %s", version, out)
     return tflite_path
-
-
-def tiny_model(input_size: int = 32, n_classes: int = 8, seed: int = 0):
-    """A small untrained classifier of the right shape, for tests."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((input_size, input_size, 3), name="pixels")
-    x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
-    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="tiny")
-
-
-def tiny_card(version: str = "tiny-test", input_size: int = 32, threshold: float = 0.5) -> dict:
-    """A minimal model card matching tiny_model()."""
-    from .labels import CLASSES
-    from .preprocess import DEFAULT_POLICY
-
-    return {
-        "version": version,
-        "classes": list(CLASSES),
-        "input": {"size": input_size, "policy": DEFAULT_POLICY, "pixels": "RGB float 0..255"},
-        "threshold": threshold,
-    }

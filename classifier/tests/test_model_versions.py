@@ -16,15 +16,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="module")
-def two_models(tmp_path_factory, tiny_model_dir):
+def two_models(tmp_path_factory, tiny_model_dir, tiny_model_2_dir):
     """A models directory with the tiny model (CURRENT) and a second version of it."""
-    from classifier.ml.export import export_model, tiny_card, tiny_model
-
     out = tmp_path_factory.mktemp("two-models")
-    for f in tiny_model_dir.iterdir():
-        if f.is_file():
-            shutil.copy(f, out / f.name)
-    export_model(tiny_model(seed=7), out, tiny_card("tiny-2", threshold=0.4), make_current=False)
+    for f in [*tiny_model_dir.iterdir(), *tiny_model_2_dir.iterdir()]:
+        shutil.copy(f, out / f.name)
     return out
 
 

@@ -21,17 +21,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, tiny_model_dir):
+def stack(tmp_path_factory, tiny_model_dir, tiny_model_2_dir):
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    from classifier.ml.export import export_model, tiny_card, tiny_model
-
     models = tmp_path_factory.mktemp("live-models")
-    for f in tiny_model_dir.iterdir():
-        if f.is_file():
-            shutil.copy(f, models / f.name)
-    export_model(tiny_model(seed=3), models, tiny_card("tiny-2"), make_current=False)
+    for f in [*tiny_model_dir.iterdir(), *tiny_model_2_dir.iterdir()]:
+        shutil.copy(f, models / f.name)
     with Stack.start(
         tmp_path_factory.mktemp("live"),
         model_dir=models,

@@ -13,7 +13,7 @@ from classifier import selectors, services
 from classifier.models import ModelVersion, Prediction
 from conftest import uploaded
 
-pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+pytestmark = [pytest.mark.django_db, pytest.mark.slow, pytest.mark.tensorflow]
 
 PER_CLASS_AND_SOURCE = 4
 
@@ -36,7 +36,6 @@ def small_dataset(dataset_dir, tmp_path_factory):
 def test_reviews_become_a_new_model_that_can_be_activated_and_rolled_back(
     small_dataset, dataset_dir, tiny_model_dir, settings, tmp_path, user, staff_user, client
 ):
-    pytest.importorskip("tensorflow", reason="training needs requirements-train.txt")
     models_dir = tmp_path / "models"
     shutil.copytree(tiny_model_dir, models_dir)
     settings.CLASSIFIER_MODELS_DIR = models_dir

@@ -150,16 +150,7 @@ def model_dir(tmp: Path) -> Path:
     if (shipped / "CURRENT").is_file():
         return shipped
     print("bench: models/CURRENT is missing: using a tiny untrained model (not representative)")
-    import contextlib
-    import io
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from classifier.ml.export import export_model, tiny_card, tiny_model
-
-    out = tmp / "tiny-model"
-    with contextlib.redirect_stdout(io.StringIO()):
-        export_model(tiny_model(), out, tiny_card())
-    return out
+    return REPO / "classifier" / "tests" / "fixtures" / "tiny-model"
 
 
 def main(argv: list[str] | None = None) -> int:

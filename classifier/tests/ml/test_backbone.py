@@ -12,6 +12,8 @@ from classifier.ml import backbone  # noqa: E402
 from classifier.ml.preprocess import to_input  # noqa: E402
 from classifier.ml.statedict import load_state_dict  # noqa: E402
 
+pytestmark = pytest.mark.tensorflow
+
 # ImageNet class indices.
 CATS = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967

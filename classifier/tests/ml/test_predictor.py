@@ -31,6 +31,7 @@ def test_predict_returns_every_class(predictor):
     assert set(result.timings_ms) == {"preprocess", "forward"}
 
 
+@pytest.mark.tensorflow
 def test_matches_keras_on_the_same_input(tiny_model_dir, predictor):
     keras = pytest.importorskip("keras")
     model = keras.models.load_model(tiny_model_dir / "tiny-test.keras", compile=False)

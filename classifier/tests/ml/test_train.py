@@ -37,6 +37,7 @@ def corrections(dataset_dir, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow
 def test_train_exports_a_working_model(small_dataset, corrections, tiny_model_dir, tmp_path):
     pytest.importorskip("tensorflow", reason="training needs requirements-train.txt")
     from classifier.ml.train import Config, train

@@ -43,7 +43,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MEDIA_ROOT=/srv/media \
-    CLASSIFIER_MODEL=/app/models \
+    CLASSIFIER_MODELS_DIR=/app/models \
     GUNICORN_BIND=0.0.0.0:8000
 
 RUN set -eu; \

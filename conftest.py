@@ -18,7 +18,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.apps import apps
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -178,15 +177,16 @@ def shipped_predictor():
 @pytest.fixture
 def use_predictor():
     """Make a predictor the process predictor for one test."""
-    config = apps.get_app_config("classifier")
-    before = config.predictor
+    from classifier import serving
+
+    before = serving.current()
 
     def use(predictor):
-        config.predictor = predictor
+        serving.set_predictor(predictor)
         return predictor
 
     yield use
-    config.predictor = before
+    serving.set_predictor(before)
 
 
 @pytest.fixture(autouse=True)
@@ -195,7 +195,7 @@ def _tiny_model(request, settings, use_predictor):
     if "shipped_predictor" in request.fixturenames or ML_TESTS in request.node.path.parents:
         return
     tiny_dir = request.getfixturevalue("tiny_model_dir")
-    settings.CLASSIFIER_MODEL = tiny_dir
+    settings.CLASSIFIER_MODELS_DIR = tiny_dir
     use_predictor(request.getfixturevalue("tiny_predictor"))
 
 

@@ -11,11 +11,11 @@ REQUIRED_CARD_FIELDS = ("version", "classes", "threshold", "input")
 
 @register("classifier")
 def check_model(app_configs=None, **kwargs):
-    """The model named by CLASSIFIER_MODEL exists and has a readable card."""
-    path = settings.CLASSIFIER_MODEL
+    """The seed model (CLASSIFIER_MODELS_DIR's CURRENT) exists and has a readable card."""
+    path = settings.CLASSIFIER_MODELS_DIR
     hint = (
-        "Set CLASSIFIER_MODEL to a models/ directory with a CURRENT file, or to a "
-        "<version>.tflite file with its <version>.json card beside it."
+        "Set CLASSIFIER_MODELS_DIR to a models directory whose CURRENT file names a "
+        "<version>.tflite in it, with its <version>.json card beside it."
     )
     try:
         _model, card_path = resolve_model(path)

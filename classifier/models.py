@@ -21,7 +21,7 @@ class ModelVersion(models.Model):
     """A model the app has served or could serve: its files, its card, and whether it is live.
 
     Exactly one version is active at a time; workers switch to it between
-    requests (see ClassifierConfig.get_predictor).
+    requests (see classifier/serving.py).
     """
 
     version = models.CharField(max_length=64, unique=True)

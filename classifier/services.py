@@ -11,7 +11,6 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
@@ -21,7 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from PIL import Image
 
-from . import selectors
+from . import selectors, serving
 from .ml import labels, preprocess
 from .ml.predictor import ModelError, Predictor, read_card, resolve_model
 from .models import ApiToken, ModelVersion, Prediction, Upload
@@ -42,11 +41,6 @@ FORMAT_TYPES = {
 THUMBNAIL_SIZE = preprocess.DECODE_SIZE
 
 
-def get_predictor():
-    """The predictor this process loaded at start."""
-    return apps.get_app_config("classifier").get_predictor()
-
-
 def upload_create(*, user, file) -> Prediction:
     """Check a photo by its content, store it, classify it and save Upload + Prediction."""
     data = _read_capped(file)
@@ -60,7 +54,7 @@ def upload_create(*, user, file) -> Prediction:
     content_type, ext = FORMAT_TYPES[header.format]
     width, height = image_size(header)
 
-    predictor = get_predictor()
+    predictor = serving.get_predictor()
     # The photo was decoded once, above, at a size that serves both the
     # thumbnail and the model: decoding it again would cost as much as the
     # network itself.
@@ -231,7 +225,7 @@ def model_version_register(*, model_path: str | Path) -> ModelVersion:
 
 @transaction.atomic
 def model_version_sync() -> ModelVersion | None:
-    """Register the models on disk; if none is active, activate CLASSIFIER_MODEL's."""
+    """Register the models on disk; if none is active, activate the seed (models/CURRENT)."""
     models_dir = Path(settings.CLASSIFIER_MODELS_DIR)
     if models_dir.is_dir():
         for tflite in sorted(models_dir.glob("*.tflite")):
@@ -241,9 +235,9 @@ def model_version_sync() -> ModelVersion | None:
                 log.warning("not registering %s: no readable card beside it", tflite)
     configured = None
     try:
-        configured = model_version_register(model_path=settings.CLASSIFIER_MODEL)
+        configured = model_version_register(model_path=models_dir)
     except ModelError:
-        log.warning("the configured model %s is not usable", settings.CLASSIFIER_MODEL)
+        log.warning("the seed model of %s (its CURRENT) is not usable", models_dir)
     active = ModelVersion.objects.select_for_update().filter(is_active=True).first()
     if active is None and configured is not None:
         configured.is_active = True

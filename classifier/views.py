@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import selectors, services
+from . import selectors, services, serving
 from .forms import FeedbackForm, HistoryFilterForm, SignupForm, UploadForm
 from .ml import labels
 from .ml.predictor import ModelError
@@ -154,7 +154,7 @@ def healthz(request):
         problems["database"] = "unusable"
     model = None
     try:
-        model = services.get_predictor().version
+        model = serving.get_predictor().version
     except Exception:  # a missing or broken model, likewise
         log.exception("healthz: the model is not usable")
         problems["model"] = "unusable"

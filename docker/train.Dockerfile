@@ -27,7 +27,7 @@ FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     MEDIA_ROOT=/srv/media \
-    CLASSIFIER_MODEL=/app/models
+    CLASSIFIER_MODELS_DIR=/app/models
 COPY --from=build /opt/venv /opt/venv
 
 WORKDIR /app

@@ -2,10 +2,11 @@
 
 import os
 
-from django.apps import apps
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "usbills_site.settings")
 
 application = get_asgi_application()
-apps.get_app_config("classifier").load_predictor()
+from classifier import serving  # noqa: E402  (after the apps are ready)
+
+serving.start()

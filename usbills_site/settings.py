@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -145,9 +146,14 @@ STORAGES = {
 }
 
 # The classifier.
-CLASSIFIER_MODEL = Path(env_str("CLASSIFIER_MODEL") or BASE_DIR / "models")
-# Where versions are registered from and candidates are trained into; which
-# one serves is the database's active ModelVersion (manage.py activate_model).
+# Where versions are registered from and candidates are trained into. Which
+# one serves is the database's active ModelVersion (manage.py activate_model);
+# the directory's CURRENT file names only the first one (classifier/serving.py).
+if "CLASSIFIER_MODEL" in os.environ:
+    # The old name of the seed: ignoring it would serve another model unnoticed.
+    raise ImproperlyConfigured(
+        "CLASSIFIER_MODEL is no longer read: set CLASSIFIER_MODELS_DIR to the models directory"
+    )
 CLASSIFIER_MODELS_DIR = Path(env_str("CLASSIFIER_MODELS_DIR") or BASE_DIR / "models")
 CLASSIFIER_THREADS = env_int("CLASSIFIER_THREADS", None)  # None: the predictor decides
 CLASSIFIER_MAX_UPLOAD_BYTES = env_int("CLASSIFIER_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)

@@ -5,23 +5,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.apps import apps
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from classifier import checks
+from classifier import checks, serving
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _errors(settings, path):
-    settings.CLASSIFIER_MODEL = path
+    settings.CLASSIFIER_MODELS_DIR = path
     return checks.check_model()
 
 
 def test_a_good_model_passes(settings, tiny_model_dir):
     assert _errors(settings, tiny_model_dir) == []
-    assert _errors(settings, tiny_model_dir / "tiny-test.tflite") == []
 
 
 def test_a_missing_models_dir_is_an_error_naming_current(settings, tmp_path):
@@ -67,7 +65,7 @@ def test_a_card_without_its_fields_is_an_error(settings, tmp_path, tiny_model_di
 
 
 def test_manage_py_check_fails_with_a_clear_message(settings, tmp_path):
-    settings.CLASSIFIER_MODEL = tmp_path / "nowhere"
+    settings.CLASSIFIER_MODELS_DIR = tmp_path / "nowhere"
     with pytest.raises(SystemCheckError, match=r"classifier\.E001.*nowhere"):
         call_command("check")
 
@@ -85,15 +83,15 @@ def test_the_wsgi_entry_point_loads_the_predictor_once(db, settings, tiny_model_
 
     import usbills_site.wsgi
 
-    settings.CLASSIFIER_MODEL = tiny_model_dir
-    config = apps.get_app_config("classifier")
+    settings.CLASSIFIER_MODELS_DIR = tiny_model_dir
     use_predictor(None)
 
     importlib.reload(usbills_site.wsgi)
 
-    assert config.predictor is not None
-    assert config.predictor.version == "tiny-test"
-    assert config.get_predictor() is config.predictor
+    loaded = serving.current()
+    assert loaded is not None
+    assert loaded.version == "tiny-test"
+    assert serving.get_predictor() is loaded
 
 
 def _manage(*args, **env):
@@ -111,11 +109,11 @@ def _manage(*args, **env):
 def test_management_commands_do_not_load_the_model(tiny_model_dir):
     # A command runs the checks (which read the card) but never builds an interpreter.
     code = (
-        "from django.apps import apps; from django.core.management import call_command;"
+        "from django.core.management import call_command; from classifier import serving;"
         "call_command('check');"
-        "print('loaded' if apps.get_app_config('classifier').predictor else 'not loaded')"
+        "print('loaded' if serving.current() else 'not loaded')"
     )
-    result = _manage("shell", "-c", code, CLASSIFIER_MODEL=str(tiny_model_dir))
+    result = _manage("shell", "-c", code, CLASSIFIER_MODELS_DIR=str(tiny_model_dir))
     assert result.returncode == 0, result.stderr
     assert "not loaded" in result.stdout
 
@@ -126,7 +124,7 @@ def test_check_deploy_passes_with_production_settings(tiny_model_dir):
         "--deploy",
         "--fail-level",
         "WARNING",
-        CLASSIFIER_MODEL=str(tiny_model_dir),
+        CLASSIFIER_MODELS_DIR=str(tiny_model_dir),
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY="a-production-secret-key-that-is-long-enough-0123456789-abcdefgh",
         DJANGO_ALLOWED_HOSTS="bills.example.com",
@@ -139,7 +137,7 @@ def test_check_deploy_fails_without_a_secret_key(tiny_model_dir):
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy"],
         cwd=REPO,
-        env={**env, "CLASSIFIER_MODEL": str(tiny_model_dir), "DJANGO_DEBUG": "0"},
+        env={**env, "CLASSIFIER_MODELS_DIR": str(tiny_model_dir), "DJANGO_DEBUG": "0"},
         capture_output=True,
         text=True,
         timeout=120,

@@ -227,7 +227,7 @@ def start_gunicorn(env_model: Path, tmp_path: Path) -> subprocess.CompletedProce
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "usbills_site.settings",
         "DJANGO_DEBUG": "1",
-        "CLASSIFIER_MODEL": str(env_model),
+        "CLASSIFIER_MODELS_DIR": str(env_model),
         "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
         "WEB_CONCURRENCY": "1",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",

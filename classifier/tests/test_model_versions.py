@@ -4,11 +4,10 @@ import io
 import shutil
 
 import pytest
-from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from classifier import selectors, services
+from classifier import selectors, services, serving
 from classifier.models import ModelVersion
 from conftest import image_bytes, uploaded
 
@@ -27,12 +26,12 @@ def two_models(tmp_path_factory, tiny_model_dir, tiny_model_2_dir):
 @pytest.fixture
 def models_dir(settings, two_models):
     settings.CLASSIFIER_MODELS_DIR = two_models
-    settings.CLASSIFIER_MODEL = two_models
     return two_models
 
 
-def test_first_use_registers_the_models_and_activates_the_current_one(models_dir, user):
+def test_a_new_process_registers_the_models_and_activates_the_seed(models_dir, user, use_predictor):
     assert not ModelVersion.objects.exists()
+    use_predictor(None)  # a process that has not loaded a model: the first upload starts it
 
     prediction = services.upload_create(user=user, file=uploaded(image_bytes()))
 
@@ -46,6 +45,15 @@ def test_first_use_registers_the_models_and_activates_the_current_one(models_dir
     assert versions["tiny-2"].file == "tiny-2.tflite"
     assert prediction.model == versions["tiny-test"]
     assert prediction.model_version == "tiny-test"
+
+
+def test_a_request_with_no_active_version_registers_only_its_own_model(models_dir, user):
+    # The process loaded its model while the database could not say which
+    # (tiny-test, from the seed): the upload scans no directory.
+    prediction = services.upload_create(user=user, file=uploaded(image_bytes()))
+
+    assert [(v.version, v.is_active) for v in ModelVersion.objects.all()] == [("tiny-test", False)]
+    assert prediction.model.version == "tiny-test"
 
 
 def test_sync_keeps_the_active_version(models_dir):
@@ -79,7 +87,7 @@ def test_activate_switches_workers_and_rolls_back(models_dir, user):
     assert second.model_version == "tiny-2"
     assert second.model.version == "tiny-2"
     assert second.threshold == 0.4
-    assert services.get_predictor().version == "tiny-2"
+    assert serving.get_predictor().version == "tiny-2"
 
     call_command("activate_model", "tiny-test", stdout=io.StringIO())
 
@@ -202,4 +210,4 @@ def test_a_starting_worker_loads_the_active_version(models_dir, use_predictor):
 
     importlib.reload(usbills_site.wsgi)
 
-    assert apps.get_app_config("classifier").predictor.version == "tiny-2"
+    assert serving.current().version == "tiny-2"

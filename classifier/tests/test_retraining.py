@@ -39,7 +39,6 @@ def test_reviews_become_a_new_model_that_can_be_activated_and_rolled_back(
     models_dir = tmp_path / "models"
     shutil.copytree(tiny_model_dir, models_dir)
     settings.CLASSIFIER_MODELS_DIR = models_dir
-    settings.CLASSIFIER_MODEL = models_dir
 
     # Users upload real photos that were not in the small training set; the
     # tiny model's answers are wrong, and a reviewer relabels them in the admin.

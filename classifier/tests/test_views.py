@@ -130,7 +130,7 @@ def test_a_refused_upload_says_why_on_the_same_page(user_client, media_root, dat
 
 def test_an_upload_without_a_model_is_a_clear_503(user_client, settings, use_predictor, tmp_path):
     use_predictor(None)
-    settings.CLASSIFIER_MODEL = tmp_path / "nothing-here"
+    settings.CLASSIFIER_MODELS_DIR = tmp_path / "nothing-here"
 
     response = user_client.post("/", {"image": uploaded(image_bytes())})
 
@@ -325,7 +325,7 @@ def test_healthz_is_open_and_names_the_model(client):
 
 def test_healthz_fails_without_a_model(client, settings, use_predictor, tmp_path):
     use_predictor(None)
-    settings.CLASSIFIER_MODEL = tmp_path / "missing"
+    settings.CLASSIFIER_MODELS_DIR = tmp_path / "missing"
 
     response = client.get("/healthz")
 

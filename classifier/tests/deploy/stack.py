@@ -264,7 +264,7 @@ class Stack:
                 "DJANGO_STATIC_ROOT": str(static_root),
                 "DATABASE_URL": db_url,
                 "MEDIA_ROOT": str(media_root),
-                "CLASSIFIER_MODEL": str(model_dir),
+                "CLASSIFIER_MODELS_DIR": str(model_dir),
                 "CLASSIFIER_THREADS": str(classifier_threads),
                 "GUNICORN_BIND": f"127.0.0.1:{app_port}",
                 "PYTHONUNBUFFERED": "1",

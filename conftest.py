@@ -24,12 +24,14 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test.utils import override_settings
 from PIL import Image
 
+from usbills_site import settings as settings_module
+
 REPO = Path(__file__).resolve().parent
 SHIPPED_MODELS = REPO / "models"
 ML_TESTS = REPO / "classifier" / "tests" / "ml"  # the ml library's own tests and fixtures
 # Committed tiny models, made by the script beside them (the only step that needs TensorFlow).
 TINY_MODELS = REPO / "classifier" / "tests" / "fixtures"
-DATASET = REPO.parent / "shared" / "datasets" / "usd-bills" / "train"
+DATASET = settings_module.CLASSIFIER_TRAINING_DATA
 
 
 # TensorFlow ------------------------------------------------------------------
@@ -211,9 +213,7 @@ def media_root(settings, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def dataset_dir() -> Path:
     if not DATASET.is_dir():
-        pytest.skip(
-            f"the training images are not at ../shared/datasets/usd-bills/train ({DATASET})"
-        )
+        pytest.skip(f"the training images are not at {DATASET} (CLASSIFIER_TRAINING_DATA)")
     return DATASET
 
 

@@ -19,11 +19,22 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
 def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
         return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    # A typo ("ture") must not quietly turn a setting off.
+    raise ImproperlyConfigured(
+        f"{name}={os.environ[name]!r}: use one of {', '.join(TRUE_WORDS + FALSE_WORDS)}"
+    )
 
 
 def env_int(name: str, default: int | None) -> int | None:
@@ -155,6 +166,12 @@ if "CLASSIFIER_MODEL" in os.environ:
         "CLASSIFIER_MODEL is no longer read: set CLASSIFIER_MODELS_DIR to the models directory"
     )
 CLASSIFIER_MODELS_DIR = Path(env_str("CLASSIFIER_MODELS_DIR") or BASE_DIR / "models")
+# The base training images (an ImageFolder tree): train_model's default, and
+# the real photos some tests use. Beside the repository unless set.
+CLASSIFIER_TRAINING_DATA = Path(
+    env_str("CLASSIFIER_TRAINING_DATA")
+    or BASE_DIR.parent / "shared" / "datasets" / "usd-bills" / "train"
+)
 CLASSIFIER_THREADS = env_int("CLASSIFIER_THREADS", None)  # None: the predictor decides
 CLASSIFIER_MAX_UPLOAD_BYTES = env_int("CLASSIFIER_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 # Same as the ML library's default: a 48-megapixel phone photo with room to spare.

@@ -32,7 +32,6 @@ from classifier.tests.deploy.stack import (
 )
 
 SHIPPED_MODELS = REPO / "models"
-DATASET = REPO.parent / "shared" / "datasets" / "usd-bills" / "train"
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +74,13 @@ def test_smoke_flow_through_nginx(stack):
     )
 
 
-def test_shipped_model_answers_through_nginx(stack, model_dir):
+def test_shipped_model_answers_through_nginx(stack, model_dir, dataset_dir):
     """A $20 the shipped model knows well, uploaded the way a browser does."""
-    photo = DATASET / "usd_20" / "emerson5123-767d6c5bfc3c.jpg"
+    photo = dataset_dir / "usd_20" / "emerson5123-767d6c5bfc3c.jpg"
     if model_dir != SHIPPED_MODELS:
         pytest.skip("no shipped model in models/ yet")
     if not photo.is_file():
-        pytest.skip(f"the test photo is not in {DATASET}")
+        pytest.skip(f"the test photo is not in {dataset_dir}")
     client = Client(stack.https_url, ssl_context=trusting_context(str(stack.cert_file)))
     smoke.sign_up(client, "carol")
     response = smoke.upload(client, photo.read_bytes(), name=photo.name)

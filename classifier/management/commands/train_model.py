@@ -1,6 +1,6 @@
 """Train a candidate model on the training data plus the photos reviewers labelled.
 
-python manage.py train_model --data ../shared/datasets/usd-bills/train
+python manage.py train_model            # the base data: CLASSIFIER_TRAINING_DATA
 
 The candidate and the active model are scored on the same held-out photos
 (the base validation split plus 30% of the corrections); the candidate is
@@ -10,6 +10,7 @@ activated here: read the comparison, then `manage.py activate_model VERSION`.
 
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier import services
@@ -22,7 +23,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--data", required=True, type=Path, help="the base training data (ImageFolder)"
+            "--data",
+            type=Path,
+            default=settings.CLASSIFIER_TRAINING_DATA,
+            help="the base training data (ImageFolder; default CLASSIFIER_TRAINING_DATA)",
         )
         parser.add_argument("--name", dest="name", default="", help="version name of the candidate")
         # The defaults are training's own (train.Config imports no TensorFlow).

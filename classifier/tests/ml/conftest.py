@@ -1,6 +1,6 @@
 """Fixtures for the ml library's tests: images made on the fly, and the
-shipped model and dataset when they are there. (The tiny test model,
-``tiny_model_dir``, comes from the root conftest.py.)"""
+shipped model when it is there. (The tiny test model, ``tiny_model_dir``, and
+the training images, ``dataset_dir``, come from the root conftest.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[3]
 MODELS = REPO / "models"
-DATASET = REPO.parent / "shared" / "datasets" / "usd-bills" / "train"
 
 
 def encode(img: Image.Image, fmt: str = "JPEG", **params) -> bytes:
@@ -35,12 +34,3 @@ def shipped_model_dir() -> Path:
     if not (MODELS / "CURRENT").is_file():
         pytest.skip("no shipped model: models/CURRENT is missing")
     return MODELS
-
-
-@pytest.fixture(scope="session")
-def dataset_dir() -> Path:
-    if not DATASET.is_dir():
-        pytest.skip(
-            f"the training images are not at ../shared/datasets/usd-bills/train ({DATASET})"
-        )
-    return DATASET

@@ -62,22 +62,38 @@ def upload_rate_hit(*, user) -> RateLimit:
     return RateLimit(allowed=False, limit=limit, period=period, retry_after=window + period - now)
 
 
-def too_many_uploads(request, result: RateLimit):
-    """The friendly 429 page, with Retry-After."""
-    response = render(request, "429.html", {"retry_after": result.retry_after}, status=429)
+def too_many_uploads(request, result: RateLimit, *, json: bool = False):
+    """The 429 with Retry-After: the friendly page, or the API's JSON error."""
+    if json:
+        from .api.auth import error
+
+        response = error(
+            429,
+            "too_many_uploads",
+            "Too many photos in a short time; try again later.",
+            retry_after=result.retry_after,
+        )
+    else:
+        response = render(request, "429.html", {"retry_after": result.retry_after}, status=429)
     response["Retry-After"] = str(max(1, result.retry_after))
     return response
 
 
-def limit_uploads(view):
-    """Decorator for a view whose POST stores an upload: 429 beyond the user's rate."""
+def limit_uploads(view=None, *, json: bool = False):
+    """Decorator for a view whose POST stores an upload: 429 beyond the user's rate.
+
+    `@limit_uploads` for a page; `@limit_uploads(json=True)` inside `api_view`,
+    which has authenticated the caller by then.
+    """
+    if view is None:
+        return functools.partial(limit_uploads, json=json)
 
     @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
         if request.method == "POST" and request.user.is_authenticated:
             result = upload_rate_hit(user=request.user)
             if not result.allowed:
-                return too_many_uploads(request, result)
+                return too_many_uploads(request, result, json=json)
         return view(request, *args, **kwargs)
 
     return wrapped

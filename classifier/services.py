@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from PIL import Image
 
-from . import selectors, serving
+from . import errors, selectors, serving
 from .ml import labels, preprocess
 from .ml.predictor import ModelError, Predictor, read_card, resolve_model
 from .models import ApiToken, ModelVersion, Prediction, Upload
@@ -42,7 +42,11 @@ THUMBNAIL_SIZE = preprocess.DECODE_SIZE
 
 
 def upload_create(*, user, file) -> Prediction:
-    """Check a photo by its content, store it, classify it and save Upload + Prediction."""
+    """Check a photo by its content, store it, classify it and save Upload + Prediction.
+
+    Raises ValidationError for a photo the site does not accept, and
+    errors.ServiceUnavailable when the model or the storage fails.
+    """
     data = _read_capped(file)
     try:
         image = preprocess.open_image(data, max_pixels=settings.CLASSIFIER_MAX_PIXELS)
@@ -54,7 +58,11 @@ def upload_create(*, user, file) -> Prediction:
     content_type, ext = FORMAT_TYPES[header.format]
     width, height = image_size(header)
 
-    predictor = serving.get_predictor()
+    try:
+        predictor = serving.get_predictor()
+    except ModelError as exc:
+        log.exception("the classifier model is not usable")
+        raise errors.model_unavailable() from exc
     # The photo was decoded once, above, at a size that serves both the
     # thumbnail and the model: decoding it again would cost as much as the
     # network itself.
@@ -90,10 +98,13 @@ def upload_create(*, user, file) -> Prediction:
                 threshold=result.threshold,
                 inference_ms=inference_ms,
             )
-    except BaseException:
+    except BaseException as exc:
         # No row was saved, so no file may stay behind either.
         for name in stored:
             default_storage.delete(name)
+        if isinstance(exc, OSError):  # the media directory is full or not writable
+            log.exception("could not store an upload")
+            raise errors.storage_unavailable() from exc
         raise
     log.info(
         "upload %s by %s: %s %.3f (%s, %.1f ms)",
@@ -111,7 +122,7 @@ def upload_create(*, user, file) -> Prediction:
 def prediction_set_feedback(*, prediction: Prediction, user, label: str) -> Prediction:
     """Record which class the owner says the photo shows."""
     if prediction.upload.owner_id != user.pk:
-        raise PermissionError("only the owner can give feedback on a prediction")
+        raise PermissionDenied("only the owner can give feedback on a prediction")
     if label not in labels.CLASSES:
         raise ValidationError(f"{label!r} is not a class.", code="invalid_label")
     prediction.user_label = label
@@ -383,7 +394,7 @@ def api_token_create(*, user, name: str) -> tuple[ApiToken, str]:
 def api_token_revoke(*, token: ApiToken, user) -> ApiToken:
     """Revoke one of the user's keys; it stops working at once."""
     if token.user_id != user.pk:
-        raise PermissionError("only the owner can revoke a key")
+        raise PermissionDenied("only the owner can revoke a key")
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

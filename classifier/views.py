@@ -14,9 +14,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import selectors, services, serving
+from .errors import ServiceUnavailable
 from .forms import FeedbackForm, HistoryFilterForm, SignupForm, UploadForm
 from .ml import labels
-from .ml.predictor import ModelError
 from .ratelimit import limit_uploads
 
 log = logging.getLogger(__name__)
@@ -46,16 +46,10 @@ def upload(request):
     if request.method == "POST" and form.is_valid():
         try:
             prediction = form.save()
-        except ModelError:
-            log.exception("the classifier model is not usable")
-            form.add_error(None, "The classifier is not available right now. Please try later.")
-            status = 503
-        except OSError:
-            # The media directory is full or not writable: upload_create has
-            # removed whatever it had written, and saved no row.
-            log.exception("could not store an upload")
-            form.add_error(None, "Your photo could not be stored right now. Please try later.")
-            status = 503
+        except ServiceUnavailable as exc:
+            # upload_create has removed whatever it had written, and saved no row.
+            form.add_error(None, exc.message)
+            status = exc.status
         else:
             if prediction is not None:
                 return redirect(prediction)

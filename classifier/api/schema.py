@@ -100,7 +100,9 @@ def schema(server_url: str = "/api/v1/") -> dict:
                         **AUTH_ERRORS,
                         "413": _error("The file is over the upload cap."),
                         "429": _error("Too many uploads; see Retry-After."),
-                        "503": _error("The model is not available."),
+                        "503": _error(
+                            "The model or the photo storage is not available; nothing was saved."
+                        ),
                     },
                 },
             },

@@ -12,10 +12,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from classifier import selectors, services
+from classifier.errors import ServiceUnavailable
 from classifier.forms import UploadForm
 from classifier.ml import labels
-from classifier.ml.predictor import ModelError
-from classifier.ratelimit import upload_rate_hit
+from classifier.ratelimit import limit_uploads
 
 from .auth import api_view, error
 from .schema import schema as openapi_schema
@@ -52,6 +52,7 @@ def prediction_json(request, prediction) -> dict:
 
 
 @api_view(["GET", "POST"])
+@limit_uploads(json=True)
 def predictions(request):
     if request.method == "POST":
         return _create(request)
@@ -77,27 +78,13 @@ def predictions(request):
 
 
 def _create(request):
-    limit = upload_rate_hit(user=request.user)
-    if not limit.allowed:
-        response = error(
-            429,
-            "too_many_uploads",
-            "Too many photos in a short time; try again later.",
-            retry_after=limit.retry_after,
-        )
-        response["Retry-After"] = str(max(1, limit.retry_after))
-        return response
     form = UploadForm(request.POST, request.FILES, user=request.user)
     if form.is_valid():
         try:
             prediction = form.save()
-        except ModelError:
-            log.exception("the classifier model is not usable")
-            return error(503, "model_unavailable", "The classifier is not available right now.")
-        except OSError:
-            # Media full or not writable: upload_create kept no file and no row.
-            log.exception("could not store an upload")
-            return error(503, "storage_unavailable", "The photo could not be stored right now.")
+        except ServiceUnavailable as exc:
+            # upload_create kept no file and no row.
+            return error(exc.status, exc.code, exc.message)
         if prediction is not None:
             response = JsonResponse(prediction_json(request, prediction), status=201)
             response["Location"] = reverse("api:prediction", args=[prediction.pk])

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from classifier import services
 from classifier.ml import labels
-from classifier.models import ApiToken
+from classifier.models import ApiToken, Upload
 from conftest import image_bytes, uploaded
 
 pytestmark = pytest.mark.django_db
@@ -98,6 +98,20 @@ def test_uploads_share_the_forms_rate_limit(api, settings):
     assert response.status_code == 429
     assert int(response["Retry-After"]) >= 1
     assert response.json()["error"]["code"] == "too_many_uploads"
+    assert response.json()["error"]["retry_after"] >= 1
+
+
+def test_an_upload_without_a_model_is_a_json_503_saving_nothing(
+    api, settings, use_predictor, tmp_path
+):
+    use_predictor(None)
+    settings.CLASSIFIER_MODELS_DIR = tmp_path / "nothing-here"
+
+    response = _upload(api)
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "model_unavailable"
+    assert not Upload.objects.exists()
 
 
 def test_list_shows_only_the_callers_predictions_page_by_page(

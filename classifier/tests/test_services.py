@@ -2,7 +2,7 @@ import hashlib
 import io
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from PIL import Image
 
@@ -215,7 +215,7 @@ def test_feedback_can_be_changed(user, make_prediction):
 
 def test_only_the_owner_gives_feedback(user, other_user, make_prediction):
     prediction = make_prediction(user)
-    with pytest.raises(PermissionError):
+    with pytest.raises(PermissionDenied):
         services.prediction_set_feedback(prediction=prediction, user=other_user, label="usd_1")
     prediction.refresh_from_db()
     assert prediction.user_label == ""

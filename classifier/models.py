@@ -117,9 +117,6 @@ class Upload(models.Model):
     def __str__(self):
         return f"upload {self.pk} by {self.owner_id} ({self.width}x{self.height})"
 
-    def get_absolute_url(self):
-        return reverse("classifier:photo", args=[self.prediction.pk])
-
 
 class Prediction(models.Model):
     """What the model said about an upload, and what people said afterwards.

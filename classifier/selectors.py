@@ -5,12 +5,7 @@ from __future__ import annotations
 from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import TruncDate
 
-from .models import ApiToken, ModelVersion, Prediction, Upload
-
-
-def upload_list_for_user(*, user) -> QuerySet[Upload]:
-    """The user's uploads, newest first."""
-    return Upload.objects.filter(owner=user).order_by("-created", "-pk")
+from .models import ApiToken, ModelVersion, Prediction
 
 
 def prediction_list_for_user(

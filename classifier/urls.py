@@ -1,7 +1,6 @@
 from django.urls import path
 
 from . import views
-from .api import views as api_views
 
 app_name = "classifier"
 
@@ -12,6 +11,6 @@ urlpatterns = [
     path("predictions/<int:pk>/feedback/", views.prediction_feedback, name="feedback"),
     path("predictions/<int:pk>/photo/", views.photo, name="photo"),
     path("predictions/<int:pk>/thumbnail/", views.thumbnail, name="thumbnail"),
-    path("account/api-keys/", api_views.tokens, name="tokens"),
-    path("account/api-keys/<int:pk>/revoke/", api_views.token_revoke, name="token_revoke"),
+    path("account/api-keys/", views.tokens, name="tokens"),
+    path("account/api-keys/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
 ]

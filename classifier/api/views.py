@@ -1,15 +1,12 @@
 import json
-import logging
 
-from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
-from django.http import Http404, JsonResponse
-from django.shortcuts import redirect, render
+from django.http import JsonResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET
 
 from classifier import selectors, services
 from classifier.errors import ServiceUnavailable
@@ -19,8 +16,6 @@ from classifier.ratelimit import limit_uploads
 
 from .auth import api_view, error
 from .schema import schema as openapi_schema
-
-log = logging.getLogger(__name__)
 
 PAGE_SIZE = 20
 
@@ -183,41 +178,3 @@ def _operations(spec):
                 }
             )
     return ops
-
-
-# The account page where users make and revoke keys -----------------------------
-
-
-@require_http_methods(["GET", "POST"])
-def tokens(request):
-    new_key = None
-    if request.method == "POST":
-        try:
-            token, new_key = services.api_token_create(
-                user=request.user, name=request.POST.get("name", "")
-            )
-        except services.ValidationError as exc:
-            messages.error(request, exc.messages[0])
-            return redirect("classifier:tokens")
-        messages.success(request, f"Key “{token.name}” made. Copy it now: it is shown only once.")
-    context = {
-        "tokens": selectors.api_token_list_for_user(user=request.user),
-        "new_key": new_key,
-        "api_docs": reverse("api:docs"),
-        "base_url": request.build_absolute_uri("/api/v1/"),
-        "max_upload_mb": settings.CLASSIFIER_MAX_UPLOAD_BYTES // (1024 * 1024),
-    }
-    # A page that shows a key once must not be cached anywhere.
-    response = render(request, "classifier/tokens.html", context)
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-@require_POST
-def token_revoke(request, pk):
-    token = selectors.api_token_list_for_user(user=request.user).filter(pk=pk).first()
-    if token is None:
-        raise Http404("No such key.")
-    services.api_token_revoke(token=token, user=request.user)
-    messages.success(request, f"Key “{token.name}” revoked.")
-    return redirect("classifier:tokens")

@@ -40,10 +40,6 @@ class Result:
     threshold: float
     timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
 
-    def top(self, k: int = 3) -> list[tuple[str, float]]:
-        """The k most probable classes, most probable first."""
-        return sorted(self.probabilities.items(), key=lambda kv: kv[1], reverse=True)[:k]
-
     def as_dict(self) -> dict:
         """JSON-ready form."""
         return {

@@ -1,7 +1,7 @@
 import io
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 
 from classifier import services
 from classifier.ml import labels
@@ -67,16 +67,3 @@ def test_a_relabelled_photo_moves_to_its_new_class(user, staff_user, make_predic
 
     assert _tree(tmp_path) == ["not_a_bill"]
     assert report["written"] == 1
-
-
-def test_export_reviewed_is_an_alias(user, staff_user, make_prediction, tmp_path):
-    p = make_prediction(user)
-    services.prediction_review(prediction=p, reviewer=staff_user, label="usd_10")
-    out = io.StringIO()
-
-    call_command("export_reviewed", "--out", str(tmp_path), stdout=out)
-
-    assert _tree(tmp_path) == ["usd_10"]
-    assert "1 written" in out.getvalue()
-    with pytest.raises(CommandError):
-        call_command("export_reviewed")

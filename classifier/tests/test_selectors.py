@@ -23,11 +23,6 @@ def test_history_is_the_users_own_newest_first(user, other_user, make_prediction
     make_prediction(other_user)
 
     assert list(selectors.prediction_list_for_user(user=user)) == [new, middle, old]
-    assert [u.pk for u in selectors.upload_list_for_user(user=user)] == [
-        new.upload.pk,
-        middle.upload.pk,
-        old.upload.pk,
-    ]
 
 
 def test_history_filters_by_answer(user, make_prediction):

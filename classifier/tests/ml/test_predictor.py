@@ -25,9 +25,6 @@ def test_predict_returns_every_class(predictor):
     assert result.confidence == result.probabilities[result.label]
     assert result.model_version == "tiny-test"
     assert result.answer in (*CLASSES, UNKNOWN)
-    assert [k for k, _ in result.top(3)] == sorted(
-        CLASSES, key=result.probabilities.get, reverse=True
-    )[:3]
     assert set(result.timings_ms) == {"preprocess", "forward"}
 
 

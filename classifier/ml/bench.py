@@ -169,36 +169,41 @@ def measure_keras(tflite_path: Path, x: np.ndarray, repeats: int) -> dict:
 def run(model: str | Path, *, as_json: bool = False, repeats: int = 200) -> int:
     """Measure and print; returns the exit status."""
     r = measure(model, repeats)
-    if as_json:
-        print(json.dumps(r, indent=2))
-        return 0
+    print(json.dumps(r, indent=2) if as_json else report(r))
+    return 0
+
+
+def report(r: dict) -> str:
+    """The figures of measure() as a table for people."""
 
     def row(name, s):
         return f"  {name:28s} p50 {s['p50_ms']:8.2f} ms   p95 {s['p95_ms']:8.2f} ms   (n={s['n']})"
 
-    print(f"model {r['model']} on {r['cpu_count']} CPUs")
-    print(row("forward, 1 thread", r["forward_1_thread"]))
-    print(row("forward, 2 threads", r["forward_2_threads"]))
-    print(f"  {'2 threads vs 1':28s} {r['forward_speedup_2_vs_1']:.2f}x faster")
+    lines = [
+        f"model {r['model']} on {r['cpu_count']} CPUs",
+        row("forward, 1 thread", r["forward_1_thread"]),
+        row("forward, 2 threads", r["forward_2_threads"]),
+        f"  {'2 threads vs 1':28s} {r['forward_speedup_2_vs_1']:.2f}x faster",
+    ]
     if "forward_floor_ms" in r:
-        print(
+        lines.append(
             f"  {'physical floor':28s} {r['forward_floor_ms']:.2f} ms"
             f"  (2 x multiply-adds at {PEAK_FLOPS / 1e9:.0f} GFLOP/s);"
             f" forward is {r['forward_vs_floor']:.2f}x the floor"
         )
-    print(row("predict(), 12 MP JPEG", r["predict_12mp_jpeg"]))
-    print(row("predict(), 1 MP JPEG", r["predict_1mp_jpeg"]))
-    print(f"  {'12 MP predict / forward':28s} {r['predict_12mp_vs_forward']:.2f}x")
-    print(f"  {'load (fresh process)':28s} {r['load_s']:.3f} s")
-    print(
+    lines += [
+        row("predict(), 12 MP JPEG", r["predict_12mp_jpeg"]),
+        row("predict(), 1 MP JPEG", r["predict_1mp_jpeg"]),
+        f"  {'12 MP predict / forward':28s} {r['predict_12mp_vs_forward']:.2f}x",
+        f"  {'load (fresh process)':28s} {r['load_s']:.3f} s",
         f"  {'RSS after load':28s} {r['rss_after_load_mb']:.1f} MB"
-        f"  (TensorFlow imported: {r['tensorflow_imported']})"
-    )
+        f"  (TensorFlow imported: {r['tensorflow_imported']})",
+    ]
     k = r["keras"]
     if "skipped" in k:
-        print(f"  keras: skipped: {k['skipped']}")
+        lines.append(f"  keras: skipped: {k['skipped']}")
     else:
-        print(row("keras model.predict", k["predict"]))
-        print(row("keras eager model(x)", k["eager_call"]))
-        print(f"  {'keras predict / LiteRT':28s} {r['keras_predict_vs_litert']:.1f}x slower")
-    return 0
+        lines.append(row("keras model.predict", k["predict"]))
+        lines.append(row("keras eager model(x)", k["eager_call"]))
+        lines.append(f"  {'keras predict / LiteRT':28s} {r['keras_predict_vs_litert']:.1f}x slower")
+    return "\n".join(lines)

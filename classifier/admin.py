@@ -3,6 +3,7 @@ import json
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.http import FileResponse, Http404
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -113,32 +114,15 @@ class PredictionAdmin(admin.ModelAdmin):
         ),
         ("Review", {"fields": ["reviewed_label", "reviewed_by", "reviewed_at"]}),
     ]
-    readonly_fields = [
-        "photo",
-        "upload_details",
-        "answer",
-        "label",
-        "confidence_display",
-        "probability_table",
-        "threshold",
-        "model_version",
-        "inference_display",
-        "created",
-        "owner",
-        "user_label",
-        "user_flagged",
-        "user_labelled_at",
-        "reviewed_by",
-        "reviewed_at",
-    ]
+    # Everything on the page but the reviewed label is the record of what happened.
+    readonly_fields = [f for _, o in fieldsets for f in o["fields"] if f != "reviewed_label"]
 
     def get_queryset(self, request):
         return selectors.prediction_list_for_review()
 
     def get_ordering(self, request):
-        # What needs review first: flagged by the user, then least sure;
-        # reviewed ones last. The annotation comes from the selector.
-        return ["review_priority", "confidence", "-created", "-pk"]
+        # The changelist would otherwise order by -pk over the selector's order.
+        return list(selectors.REVIEW_ORDER)
 
     def has_add_permission(self, request):
         return False  # predictions come from uploads only
@@ -316,61 +300,50 @@ class ModelVersionAdmin(admin.ModelAdmin):
             )
             for s in sources
         ]
-        head = format_html(
-            "<tr><th></th><th scope='col'>this model</th><th scope='col'>{}</th></tr>",
-            other.get("model_version", "compared with: none"),
-        )
-        body = format_html_join(
-            "",
-            "<tr><th scope='row'>{}</th><td>{}</td><td>{}</td></tr>",
-            ((k, _figure(a), _figure(b)) for k, a, b in rows),
-        )
-        return format_html(
-            "<table>{}{}</table><p>threshold {}; {}</p>",
-            head,
-            body,
-            obj.threshold,
-            mine.get("split", "held-out photos"),
+        return _render(
+            "held_out_figures",
+            compared_with=other.get("model_version", "compared with: none"),
+            rows=[(k, _figure(a), _figure(b)) for k, a, b in rows],
+            threshold=obj.threshold,
+            split=mine.get("split", "held-out photos"),
         )
 
     @admin.display(description="confusion matrix (held-out photos)")
     def confusion_matrix(self, obj):
         url = reverse("admin:classifier_modelversion_confusion", args=[obj.pk])
-        return format_html(
-            '<img src="{}" alt="confusion matrix of {} on its held-out photos" '
-            'style="max-width:min(560px,100%)">',
-            url,
-            obj.version,
-        )
+        return _render("confusion_matrix", url=url, version=obj.version)
 
     @admin.display(description="since it went live")
     def since_live(self, obj):
-        perf = selectors.model_version_performance(version=obj)
-        answers = format_html_join(
-            ", ", "{}: {}", ((labels.display(a), n) for a, n in perf["answers"].items())
-        )
-        return format_html(
-            "<ul><li>{} predictions, {} reviewed</li>"
-            "<li>accuracy on reviewed photos: {}</li>"
-            "<li>share flagged wrong by users: {}</li>"
-            "<li>answers: {}</li></ul>",
-            perf["predictions"],
-            perf["reviewed"],
-            _share(perf["accuracy_reviewed"]),
-            _share(perf["flagged_share"]),
-            answers or "none yet",
+        perf = _performance(obj)
+        return _render(
+            "since_live",
+            perf=perf,
+            accuracy=_share(perf["accuracy_reviewed"]),
+            flagged=_share(perf["flagged_share"]),
+            answers=[(labels.display(a), n) for a, n in perf["answers"].items()],
         )
 
     @admin.display(description="by day")
     def chart(self, obj):
-        return chart_svg(selectors.model_version_performance(version=obj)["days"])
+        return chart_svg(_performance(obj)["days"])
 
     @admin.display(description="model card")
     def card_json(self, obj):
-        return format_html(
-            "<details><summary>the whole card</summary><pre>{}</pre></details>",
-            json.dumps(obj.card, indent=2),
-        )
+        return _render("card", card=json.dumps(obj.card, indent=2))
+
+
+def _performance(version: ModelVersion) -> dict:
+    # "since it went live" and "by day" show the same figures: the queries run
+    # once per page, kept on the object the change form renders.
+    if not hasattr(version, "_performance"):
+        version._performance = selectors.model_version_performance(version=version)
+    return version._performance
+
+
+def _render(name: str, **context) -> str:
+    """One part of a model version's page, from templates/admin/classifier/modelversion/."""
+    return render_to_string(f"admin/classifier/modelversion/{name}.html", context)
 
 
 def _figure(value):
@@ -385,8 +358,6 @@ def _share(value):
 
 def chart_svg(days: list[dict], width: int = 560, height: int = 160):
     """Accuracy on reviewed photos (blue) and share flagged (red) by day, as inline SVG."""
-    if not days:
-        return "no predictions yet"
     step = width / max(len(days) - 1, 1)
 
     def points(key):
@@ -396,22 +367,15 @@ def chart_svg(days: list[dict], width: int = 560, height: int = 160):
             if d[key] is not None
         )
 
-    label = f"{days[0]['day']} to {days[-1]['day']}"
-    return format_html(
-        '<svg role="img" aria-label="accuracy on reviewed photos and share flagged, by day, {}" '
-        'width="{}" height="{}" viewBox="-4 -4 {} {}" style="border:1px solid #ccc">'
-        '<polyline fill="none" stroke="#2a6ebb" stroke-width="2" points="{}"/>'
-        '<polyline fill="none" stroke="#c0392b" stroke-width="2" points="{}"/></svg>'
-        "<p>{}: <span style='color:#2a6ebb'>accuracy on reviewed photos</span>, "
-        "<span style='color:#c0392b'>share flagged by users</span> (0 to 100%)</p>",
-        label,
-        width,
-        height,
-        width + 8,
-        height + 8,
-        points("accuracy"),
-        points("flagged_share"),
-        label,
+    return _render(
+        "chart",
+        label=f"{days[0]['day']} to {days[-1]['day']}" if days else "",
+        width=width,
+        height=height,
+        view_width=width + 8,
+        view_height=height + 8,
+        accuracy_points=points("accuracy"),
+        flagged_points=points("flagged_share"),
     )
 
 

@@ -32,6 +32,11 @@ def prediction_get_for_user(*, user, pk: int) -> Prediction | None:
     return qs.filter(pk=pk).first()
 
 
+# What needs review first: flagged by the user, then least sure; reviewed ones
+# last (review_priority is annotated by prediction_list_for_review).
+REVIEW_ORDER = ("review_priority", "confidence", "-created", "-pk")
+
+
 def prediction_list_for_review() -> QuerySet[Prediction]:
     """All predictions, what needs review first: flagged, then least sure; reviewed last."""
     return (
@@ -44,7 +49,7 @@ def prediction_list_for_review() -> QuerySet[Prediction]:
                 output_field=IntegerField(),
             )
         )
-        .order_by("review_priority", "confidence", "-created", "-pk")
+        .order_by(*REVIEW_ORDER)
     )
 
 

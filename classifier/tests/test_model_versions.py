@@ -143,7 +143,7 @@ def test_activate_model_lists_versions(models_dir):
 
 
 def test_the_admin_page_of_a_version_shows_how_it_has_done(
-    models_dir, user, staff_user, client, make_prediction
+    models_dir, user, staff_user, client, make_prediction, monkeypatch
 ):
     services.model_version_sync()
     tiny = selectors.model_version_get(version="tiny-test")
@@ -155,15 +155,26 @@ def test_the_admin_page_of_a_version_shows_how_it_has_done(
     services.prediction_review(prediction=right, reviewer=staff_user, label="usd_20")
     services.prediction_review(prediction=wrong, reviewer=staff_user, label="usd_10")
     client.force_login(staff_user)
+    measured = []
+    performance = selectors.model_version_performance
+
+    def counted(**kwargs):
+        measured.append(kwargs["version"].pk)
+        return performance(**kwargs)
+
+    monkeypatch.setattr(selectors, "model_version_performance", counted)
 
     page = client.get(tiny.get_absolute_url()).content.decode()
 
+    assert measured == [tiny.pk]  # once per page, for the figures and the chart
     assert "0.925" in page  # the card's held-out accuracy
     assert "3 predictions, 2 reviewed" in page
     assert "accuracy on reviewed photos: 50.0%" in page
     assert "share flagged wrong by users: 33.3%" in page
     assert "$20: 1" in page
-    assert "<svg" in page
+    assert page.count("<polyline") == 2
+    assert 'aria-label="accuracy on reviewed photos and share flagged, by day' in page
+    assert "<details><summary>the whole card</summary>" in page
     listing = client.get(reverse("admin:classifier_modelversion_changelist")).content.decode()
     assert "92.5%" in listing
 

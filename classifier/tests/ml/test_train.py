@@ -83,12 +83,13 @@ def test_train_exports_a_working_model(small_dataset, corrections, tiny_model_di
     assert predictor.predict(some.read_bytes()).model_version == "t1"
 
 
+@pytest.mark.tensorflow
 def test_exported_model_has_a_batch_of_one(tmp_path):
     """LiteRT.js in the browser refuses a dynamic batch dimension."""
-    pytest.importorskip("tensorflow", reason="exporting needs requirements-train.txt")
     from ai_edge_litert.interpreter import Interpreter
 
-    from classifier.ml.export import tiny_model, to_tflite
+    from classifier.ml.export import to_tflite
+    from classifier.tests.fixtures.make_tiny_models import tiny_model
 
     interpreter = Interpreter(model_content=to_tflite(tiny_model()))
     detail = interpreter.get_input_details()[0]

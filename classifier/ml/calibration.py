@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .evaluate import answer_at, group_metrics
+from .evaluate import GOALS, answer_at, group_metrics
 from .labels import CLASSES
 
 # Thresholds tried, lowest first.
 THRESHOLDS = np.round(np.arange(0.30, 0.976, 0.025), 3)
+
+# What the threshold balances, against the goal of each.
+_GOALS = {k: GOALS[k] for k in ("bill_accuracy", "unseen_currency_rejection", "object_rejection")}
 
 # An answer at or above the "sure" band was right this often on validation
 # (accepted foreign notes count as wrong).
@@ -85,12 +88,13 @@ def threshold_table(items, probs: np.ndarray) -> list[dict]:
 
 
 def choose_threshold(table: list[dict]) -> float:
-    """The threshold that maximises the worse of notes named right and unseen
-    currencies refused (ties: the higher threshold, the safer answer)."""
+    """The threshold that maximises the worst of notes named right, unseen
+    currencies refused and objects refused, each as a share of its goal
+    (ties: the higher threshold, the safer answer)."""
 
     def score(row):
-        figures = [row["bill_accuracy"], row["unseen_currency_rejection"]]
-        return min(f for f in figures if f is not None)
+        figures = [row[k] / goal for k, goal in _GOALS.items() if row.get(k) is not None]
+        return min(figures)
 
     return max(table, key=lambda r: (score(r), r["threshold"]))["threshold"]
 

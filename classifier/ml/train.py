@@ -63,12 +63,12 @@ class Config:
     backbone: str = DEFAULT_BACKBONE
     seed: int = 1234
     variants: int = 5
-    head_epochs: int = 3
-    finetune_epochs: int = 12
-    patience: int = 3
+    head_epochs: int = 4
+    finetune_epochs: int = 20
+    patience: int = 5
     batch_size: int = 32
-    head_lr: float = 1e-3
-    finetune_lr: float = 2e-4
+    head_lr: float = 3e-3
+    finetune_lr: float = 3e-4  # decays to zero over the fine-tuning epochs (cosine)
     label_smoothing: float = 0.05
     dropout: float = 0.3
     policy: str = DEFAULT_POLICY
@@ -153,6 +153,11 @@ def fit(cfg: Config, top, feats, y, train_idx, val_idx=None, *, finetune_epochs=
     schedule.append(("finetune", finetune_epochs or cfg.finetune_epochs, cfg.finetune_lr))
     for phase, epochs, lr in schedule:
         _set_phase(top, phase)
+        if phase == "finetune":
+            # Cosine decay to zero over the planned epochs: the last epochs
+            # settle instead of jumping around the minimum.
+            steps = epochs * int(np.ceil(len(train_idx) / cfg.batch_size))
+            lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps)
         top.compile(
             optimizer=keras.optimizers.Adam(lr),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
@@ -426,6 +431,14 @@ def train(cfg: Config, log=print) -> Path:
     model, history, epochs, scores = validation_run(
         cfg, feats, y, train_idx, val_idx, val_items, log
     )
+    if cfg.cache:
+        # Kept so that calibration can be studied again without retraining.
+        np.savez(
+            Path(cfg.cache) / f"scores-{cfg.version or 'latest'}.npz",
+            probs=scores.probs,
+            bw_probs=scores.bw_probs,
+            files=np.array([str(i.path) for i in val_items]),
+        )
     cal = calibrate(val_items, scores, log)
     comparison = compare(cfg, val_items, log) if cfg.compare_with else None
     final_items = train_items
@@ -508,8 +521,9 @@ def make_card(
         "bands": {"unsure": cal.threshold, "sure": cal.sure},
         "temperature": cal.temperature,
         "threshold_choice": "the threshold in 0.30..0.975 (steps of 0.025) that maximises the "
-        "lower of bill_accuracy (held-out US sources) and unseen_currency_rejection (currencies "
-        "held out whole), on probabilities calibrated by the temperature; answer = the label "
+        "worst of bill_accuracy (held-out US sources), unseen_currency_rejection (currencies "
+        "held out whole) and object_rejection, each divided by its goal, on probabilities "
+        "calibrated by the temperature; answer = the label "
         "when it is a note and its probability >= threshold, else 'unknown'. The sure band is "
         "the lowest confidence from which answered notes were right "
         f"{calibration.SURE_PRECISION:.0%} of the time.",

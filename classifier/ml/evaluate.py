@@ -173,7 +173,7 @@ def save_tradeoff_png(
         ("unseen_currency_rejection", "unseen currencies refused", (214, 39, 40)),
         ("object_rejection", "objects refused", (44, 160, 44)),
     )
-    w, h, left, top, bottom = 640, 400, 60, 40, 50
+    w, h, left, top, bottom = 640, 400, 60, 50, 40
     plot_w, plot_h = w - left - 20, h - top - bottom
     lo_t, hi_t = table[0]["threshold"], table[-1]["threshold"]
     floor = 0.5  # figures below 50% are off the chart: nobody ships those
@@ -194,16 +194,16 @@ def save_tradeoff_png(
         if lo_t <= t <= hi_t:
             x, _y = xy(t, floor)
             draw.text((x - 8, top + plot_h + 6), f"{t:.1f}", fill="black")
-    draw.text((left + plot_w // 2 - 30, h - 22), "threshold", fill="black")
+    draw.text((left + plot_w // 2 - 30, h - 18), "threshold", fill="black")
     if threshold is not None:
         x, _y = xy(threshold, floor)
         draw.line((x, top, x, top + plot_h), fill=(120, 120, 120), width=1)
-        draw.text((x + 4, top + 2), f"chosen {threshold}", fill="black")
+        draw.text((x + 4, top + plot_h - 16), f"chosen {threshold}", fill="black")
     for k, (key, name, colour) in enumerate(lines):
         points = [xy(r["threshold"], r[key]) for r in table if r.get(key) is not None]
         if len(points) > 1:
             draw.line(points, fill=colour, width=2)
-        draw.text((left + 10 + k * 190, h - 40), name, fill=colour)
+        draw.text((left + 10 + k * 190, 26), name, fill=colour)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
 

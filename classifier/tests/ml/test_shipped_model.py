@@ -55,3 +55,31 @@ def test_keras_file_agrees_with_the_tflite(shipped, shipped_model_dir, dataset_d
     path = next((dataset_dir / "usd_20").iterdir())
     x = shipped.preprocess(path.read_bytes())
     assert np.allclose(shipped.forward(x), model.predict(x[np.newaxis], verbose=0)[0], atol=1e-4)
+
+
+def test_card_carries_its_calibration_and_bands(shipped):
+    card = shipped.card
+    assert card["bands"]["unsure"] == card["threshold"] < card["bands"]["sure"] < 1
+    assert card["temperature"] > 0
+    validation = card["validation"]
+    # Temperature scaling made the confidence mean what it says.
+    assert validation["ece"] < validation["uncalibrated"]["ece"]
+    for key in ("unseen_currency_rejection", "object_rejection", "bw_bill_accuracy"):
+        assert 0 <= validation[key] <= 1
+
+
+def test_input_is_a_batch_of_one(shipped):
+    """The browser's runtime (live mode) refuses a dynamic batch."""
+    detail = shipped._interpreter.get_input_details()[0]
+    size = shipped.input_size
+    assert list(detail["shape_signature"]) == [1, size, size, 3]
+
+
+def test_previous_version_ships_beside_it_and_is_compared(shipped, shipped_model_dir):
+    from classifier.ml.predictor import read_card
+
+    versions = {read_card(p)["version"] for p in shipped_model_dir.glob("*.json")}
+    assert shipped.version in versions
+    assert shipped.card["comparison"]["model_version"] in versions - {shipped.version}
+    # Both scored on the same validation photos.
+    assert shipped.card["comparison"]["n"] == shipped.card["validation"]["n"]

@@ -59,7 +59,8 @@ MAX_ASPECT_RATIO = 20
 # A progressive (or otherwise multi-scan) JPEG is decoded scan after scan over
 # every block of the image, even the scans that carry nothing: a few KB of
 # repeated empty scans keep a worker busy for minutes. Encoders write 1 to
-# 3 scans (baseline) or about 10 (progressive; mozjpeg up to about 20).
+# 3 scans (baseline) or about 10 (progressive: libjpeg's default is 10 in
+# colour, 6 in grey).
 MAX_JPEG_SCANS = 64
 # libjpeg keeps every DCT coefficient of a multi-scan JPEG (2 bytes each, 64
 # per 8x8 block and component) until the last scan: 120 MB for 60 megapixels

@@ -112,15 +112,16 @@ def open_image(
             "it is high, or the other way round). Please upload an ordinary photo."
         )
     is_jpeg = img.format in ("JPEG", "MPO")
-    if is_jpeg:
-        _check_jpeg_cost(data)
-    else:
+    # A lossless JPEG has no DCT to scale: it is decoded whole like a PNG.
+    decoded_whole = _check_jpeg_cost(data) if is_jpeg else True
+    if decoded_whole:
+        kind = "lossless JPEG" if is_jpeg else img.format
         cap = min(max_pixels, MAX_WHOLE_PIXELS_BY_FORMAT.get(img.format, MAX_WHOLE_PIXELS))
         if width * height > cap:
             raise InvalidImage(
-                f"This {img.format} image has too many pixels (the limit is "
-                f"{cap // 1_000_000} megapixels for a {img.format}). "
-                "Please upload it as a JPEG, or smaller."
+                f"This {kind} image has too many pixels (the limit is "
+                f"{cap // 1_000_000} megapixels for a {kind}). "
+                "Please upload it as an ordinary JPEG, or smaller."
             )
 
     if draft_size and is_jpeg:
@@ -140,7 +141,7 @@ def open_image(
             "This image file is incomplete or damaged. Please upload the photo again."
         ) from exc
 
-    if draft_size and not is_jpeg:
+    if draft_size and decoded_whole:
         img = _reduce(img, draft_size)
 
     # A broken EXIF block should not lose an otherwise good photo.
@@ -176,10 +177,12 @@ def _reduce(img: Image.Image, draft_size: int) -> Image.Image:
 
 _JPEG_MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_JPEG_LOSSLESS_SOF = {0xC3, 0xC7, 0xCB, 0xCF}
 
 
-def _check_jpeg_cost(data: bytes) -> None:
-    """Refuse a JPEG whose scans would cost far more time or memory than a photo's.
+def _check_jpeg_cost(data: bytes) -> bool:
+    """Refuse a JPEG whose scans would cost far more time or memory than a photo's;
+    True when it is a lossless JPEG (which Image.draft cannot reduce).
 
     Walks the marker segments of the first image (skipping APPn blocks, so an
     EXIF thumbnail is not counted) without decoding anything: a few
@@ -187,10 +190,11 @@ def _check_jpeg_cost(data: bytes) -> None:
     """
     scans = 0
     coefficient_bytes = 0
+    lossless = False
     pos, end = 2, len(data)
     while pos + 4 <= end:
         if data[pos] != 0xFF:
-            return  # not where a marker should be: damaged, and Pillow will say so
+            return lossless  # not where a marker should be: damaged, and Pillow will say so
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte before a marker
             pos += 1
@@ -205,6 +209,7 @@ def _check_jpeg_cost(data: bytes) -> None:
         pos += 2 + length
         if marker in _JPEG_SOF and len(segment) >= 6:
             coefficient_bytes = _coefficient_bytes(segment)
+            lossless = marker in _JPEG_LOSSLESS_SOF
         elif marker == 0xDA:
             scans += 1
             if scans > MAX_JPEG_SCANS:
@@ -224,6 +229,7 @@ def _check_jpeg_cost(data: bytes) -> None:
             f"{coefficient_bytes // (1024 * 1024)} MB of memory). Please upload it as a "
             "baseline JPEG, or smaller."
         )
+    return lossless
 
 
 def _coefficient_bytes(sof: bytes) -> int:

@@ -224,3 +224,13 @@ def test_reduced_images_keep_their_exif_orientation():
     exif[0x0112] = 6  # rotate 90 degrees clockwise to view
     data = encode(photo(1600, 700).convert("RGB"), "PNG", exif=exif.tobytes())
     assert pre.open_image(data, draft_size=320).size == (350, 800)
+
+
+def test_a_lossless_jpeg_is_held_to_the_cap_of_formats_decoded_whole():
+    # No encoder at hand writes lossless JPEG: a baseline header relabelled
+    # SOF3 is enough, since the limit is applied from the header.
+    data = bytearray(encode(Image.new("L", (4100, 4000), 9)))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 1] = 0xC3
+    with pytest.raises(pre.InvalidImage, match="16 megapixels for a lossless JPEG"):
+        pre.open_image(bytes(data))

@@ -237,7 +237,7 @@ CLASSIFIER_UPLOAD_RATE = env_str("CLASSIFIER_UPLOAD_RATE", "30/m")
 # Sign-ups and password-reset requests per client address, and reset mails per
 # email address: each account is an upload budget, each mail lands in
 # someone's inbox.
-CLASSIFIER_ACCOUNT_RATE = env_str("CLASSIFIER_ACCOUNT_RATE", "5/h")
+CLASSIFIER_ACCOUNT_RATE = env_str("CLASSIFIER_ACCOUNT_RATE", "10/h")
 CLASSIFIER_RESET_MAIL_RATE = env_str("CLASSIFIER_RESET_MAIL_RATE", "3/h")
 
 # Mail (password reset): sent by SMTP when a host is set; otherwise printed to

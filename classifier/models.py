@@ -16,6 +16,16 @@ ANSWER_CHOICES = [
 class User(AbstractUser):
     """The project's user; a model of its own from the start so it can grow."""
 
+    def save(self, *args, **kwargs):
+        # set_password() leaves the new password in _password until saved. A
+        # new password, by any path (change, reset, admin, changepassword),
+        # ends every API key: a key made by whoever knew the old one must
+        # not outlive it.
+        password_changed = self._password is not None and self.pk is not None
+        super().save(*args, **kwargs)
+        if password_changed:
+            ApiToken.objects.filter(user=self, revoked_at=None).update(revoked_at=timezone.now())
+
 
 class ModelVersion(models.Model):
     """A model the app has served or could serve: its files, its card, and whether it is live.

@@ -25,9 +25,11 @@ def prediction_list_for_user(
 
 
 def prediction_get_for_user(*, user, pk: int) -> Prediction | None:
-    """One prediction the user may see (their own; any, for staff), or None."""
+    """One prediction the user may see (their own; any, with the view permission), or None."""
     qs = Prediction.objects.select_related("upload", "upload__owner")
-    if not user.is_staff:
+    # The model permission, not is_staff: a staff account given no
+    # permissions sees no one else's photos, in the admin or here.
+    if not user.has_perm("classifier.view_prediction"):
         qs = qs.filter(upload__owner=user)
     return qs.filter(pk=pk).first()
 

@@ -193,13 +193,60 @@ def too_large_message(cap: int) -> str:
 
 
 def _thumbnail(image: Image.Image) -> ContentFile:
+    # The image is already the reduced decode (preprocess.open_image), so the
+    # copy is small whatever the photo's size.
     thumb = image.copy()
+    # Nothing of the original's metadata (comments, EXIF, XMP, ICC) is kept.
+    thumb.info = {}
     # Bilinear after a box reduction (reducing_gap) looks the same as bicubic at
     # thumbnail size and costs half as much on the upload path.
     thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
     out = io.BytesIO()
     thumb.save(out, "JPEG", quality=82)
     return ContentFile(out.getvalue())
+
+
+# Deleting data ------------------------------------------------------------------
+
+
+def upload_delete(*, upload: Upload, user) -> None:
+    """Delete one of the user's photos: its row, its prediction, the photo and the thumbnail."""
+    if upload.owner_id != user.pk:
+        raise PermissionDenied("only the owner can delete a photo")
+    with transaction.atomic():
+        names = [upload.file.name, upload.thumbnail.name]
+        upload.delete()
+        # The files go once the rows are gone for good: a rolled-back delete
+        # must not leave rows pointing at nothing.
+        transaction.on_commit(lambda: _delete_files(names))
+    log.info("upload %s deleted by its owner %s", upload.pk, user.pk)
+
+
+def user_delete(*, user) -> None:
+    """Delete an account and everything of it: uploads, predictions, files and API keys."""
+    with transaction.atomic():
+        names = [
+            name
+            for pair in Upload.objects.filter(owner=user).values_list("file", "thumbnail")
+            for name in pair
+        ]
+        pk = user.pk
+        # API keys, uploads and predictions go with the user (on_delete=CASCADE);
+        # the reviews this user made as staff stay, without a reviewer.
+        user.delete()
+        transaction.on_commit(lambda: _delete_files(names))
+    log.info("user %s deleted with %d files", pk, len(names))
+
+
+def _delete_files(names) -> None:
+    for name in names:
+        if not name:
+            continue
+        try:
+            default_storage.delete(name)
+        except OSError:
+            # The rows are gone; a file left behind is found by its missing row.
+            log.exception("could not delete %s", name)
 
 
 # Model versions ---------------------------------------------------------------

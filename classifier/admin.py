@@ -79,6 +79,7 @@ class PredictionAdmin(admin.ModelAdmin):
         "answer",
         ConfidenceBandFilter,
         ("user_flagged", admin.BooleanFieldListFilter),
+        ("device_disagrees", admin.BooleanFieldListFilter),
         ReviewedFilter,
         "model_version",
     ]
@@ -108,12 +109,29 @@ class PredictionAdmin(admin.ModelAdmin):
             },
         ),
         (
+            "What the browser said (live page)",
+            {
+                "fields": [
+                    "device_answer",
+                    "device_label",
+                    "device_confidence",
+                    "device_model_version",
+                    "device_disagrees",
+                ]
+            },
+        ),
+        (
             "What the user said",
             {"fields": ["owner", "user_label", "user_flagged", "user_labelled_at"]},
         ),
         ("Review", {"fields": ["reviewed_label", "reviewed_by", "reviewed_at"]}),
     ]
     readonly_fields = [
+        "device_answer",
+        "device_label",
+        "device_confidence",
+        "device_model_version",
+        "device_disagrees",
         "photo",
         "upload_details",
         "answer",

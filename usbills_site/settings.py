@@ -124,6 +124,15 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# The live page's in-browser runtime (LiteRT.js, pinned in package.json; `npm
+# ci` installs it, the Dockerfile copies it in): served as our own static
+# files, never from a CDN. Only the built code and the WebAssembly files.
+LITERTJS_DIR = BASE_DIR / "node_modules" / "@litertjs"
+STATICFILES_DIRS += [
+    (f"litertjs/{part}", LITERTJS_DIR / part)
+    for part in ("core/dist", "core/wasm", "wasm-utils/dist")
+    if (LITERTJS_DIR / part).is_dir()
+]
 
 # Uploaded photos are private: no MEDIA_URL, nothing under static/. They are
 # served only by the photo views, which check the owner.

@@ -10,4 +10,5 @@ urlpatterns = [
     path("model/<str:version>/model.tflite", views.model_file, name="live_model_file"),
     path("model/<str:version>/card.json", views.model_card, name="live_model_card"),
     path("save/", views.save, name="live_save"),
+    path("runtime/<str:name>", views.runtime_file, name="live_runtime"),
 ]

@@ -1,9 +1,11 @@
 import functools
 import hashlib
 import logging
+import re
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.staticfiles import finders
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.http import FileResponse, Http404, JsonResponse
@@ -34,13 +36,15 @@ RUNTIME_ENTRY = "litertjs/core/dist/index.js"
 
 @require_GET
 def page(request):
-    runtime = finders.find(RUNTIME_ENTRY)
+    # From the sources (development) or from collectstatic's output (production).
+    runtime = finders.find(RUNTIME_ENTRY) or staticfiles_storage.exists(RUNTIME_ENTRY)
     context = {
         "runtime_installed": bool(runtime),
         "cache_name": cache_name(),
         "model_url": reverse("classifier:live_model"),
         "save_url": reverse("classifier:live_save"),
         "sw_url": reverse("classifier:live_sw"),
+        "runtime_url": reverse("classifier:live_runtime", args=["x"]).removesuffix("x"),
         "poll_seconds": MODEL_POLL_SECONDS,
         "upload_url": reverse("classifier:upload"),
     }
@@ -53,6 +57,34 @@ def page(request):
     # The service worker keeps its own copy for offline use; the browser's
     # cache must not hand out a stale page (it holds a CSRF token).
     response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+# The runtime's WebAssembly builds and their loaders, by name.
+RUNTIME_DIR = "litertjs/core/wasm/"
+RUNTIME_FILE = re.compile(r"litert_wasm(_compat|_jspi|_threaded)?_internal\.(js|wasm)")
+RUNTIME_TYPES = {"js": "text/javascript", "wasm": "application/wasm"}
+
+
+@login_not_required
+@require_GET
+def runtime_file(request, name):
+    # Served here rather than by the static files server for one header: the
+    # threaded build starts workers from its loader script, and a cross-origin
+    # isolated page may start workers only from isolated responses.
+    if not RUNTIME_FILE.fullmatch(name):
+        raise Http404("No such runtime file.")
+    try:
+        source = finders.find(RUNTIME_DIR + name)
+        handle = open(source, "rb") if source else staticfiles_storage.open(RUNTIME_DIR + name)
+    except (FileNotFoundError, OSError):
+        raise Http404("The live page's runtime is not installed.") from None
+    response = FileResponse(handle, content_type=RUNTIME_TYPES[name.rsplit(".", 1)[1]])
+    response["Cross-Origin-Embedder-Policy"] = "require-corp"
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    # The names carry no version: a day, then the browser asks again. The
+    # service worker keeps them for offline use.
+    response["Cache-Control"] = "public, max-age=86400"
     return response
 
 

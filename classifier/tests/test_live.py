@@ -285,9 +285,24 @@ def launch(playwright, video: Path):
 
 def open_live(context, url):
     page = context.new_page()
+    console = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: console.append(f"error: {e}"))
     page.goto(url + "/live/")
-    page.wait_for_function("window.usbillsLive && window.usbillsLive.timings.ready", timeout=60_000)
+    wait_ready(page, console)
+    page.console = console
     return page
+
+
+def wait_ready(page, console=None):
+    try:
+        page.wait_for_function(
+            "window.usbillsLive && window.usbillsLive.timings.ready", timeout=60_000
+        )
+    except Exception:
+        status = page.locator("#live-status").inner_text()
+        error = page.locator("#live-error").inner_text()
+        pytest.fail(f"the live page did not get ready: {status!r} {error!r} {console}")
 
 
 def spoken(page):
@@ -296,6 +311,15 @@ def spoken(page):
 
 def statuses(page):
     return [s["text"] for s in page.evaluate("usbillsLive.statuses")]
+
+
+def wait_status(page, text, timeout=30_000):
+    """Until the status line says text (the latest announcement)."""
+    page.wait_for_function(
+        "text => usbillsLive.statuses.length && usbillsLive.statuses.at(-1).text === text",
+        arg=text,
+        timeout=timeout,
+    )
 
 
 def wait_spoken(page, text, count=1, timeout=30_000):
@@ -355,7 +379,7 @@ def test_live_mode_in_chromium_with_a_camera_stream(
         figures["cold"] = measure_start(page)
         assert "Ready" in page.locator("#live-status").inner_text()
         page.click("#live-toggle")
-        assert statuses(page)[-1] == "Camera on. Looking"
+        wait_status(page, "Camera on. Looking")
         wait_spoken(page, "$20")
         page.click("#live-save")
         wait_spoken(page, "Not a US note")
@@ -379,19 +403,19 @@ def test_live_mode_in_chromium_with_a_camera_stream(
         )
         assert not [v for v in violations if v["impact"] in ("serious", "critical")], violations
         page.click("#live-toggle")
-        assert statuses(page)[-1] == "Camera off"
+        wait_status(page, "Camera off")
         # The offline copy is complete before the connection goes.
         page.wait_for_function("usbillsLive.timings.cached", timeout=60_000)
 
         # Warm: the second visit, from the caches.
         page.reload()
-        page.wait_for_function("window.usbillsLive && window.usbillsLive.timings.ready")
+        wait_ready(page, page.console)
         figures["warm"] = measure_start(page)
 
         # Offline: the page, runtime and model come from the service worker.
         context.set_offline(True)
         page.reload()
-        page.wait_for_function("window.usbillsLive && window.usbillsLive.timings.ready")
+        wait_ready(page, page.console)
         assert page.evaluate("fetch('/healthz').then(() => 'online', () => 'offline')") == "offline"
         figures["offline"] = measure_start(page)
         page.click("#live-toggle")
@@ -449,12 +473,12 @@ def test_a_denied_camera_points_to_the_upload_page(live_server, live_model, sess
         cdp = context.new_cdp_session(page)
         cdp.send(
             "Browser.setPermission",
-            {"permission": {"name": "videoCapture"}, "setting": "denied", "origin": url},
+            {"permission": {"name": "camera"}, "setting": "denied", "origin": url},
         )
         page.click("#live-toggle")
         notice = page.locator("#live-denied")
         notice.wait_for(state="visible")
         assert "did not allow" in notice.inner_text()
         assert notice.locator("a").get_attribute("href") == reverse("classifier:upload")
-        assert statuses(page)[-1] == "Camera blocked"
+        wait_status(page, "Camera blocked")
         browser.close()

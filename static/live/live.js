@@ -155,7 +155,7 @@ async function loadModel() {
     urls: [info.model, info.card],
   };
   record.version = info.version;
-  record.backend = accelerator + (self.crossOriginIsolated ? ", threaded" : "");
+  record.backend = accelerator + (self.crossOriginIsolated ? ", threaded" : ", one thread");
   record.timings.modelBytes = bytes.byteLength;
   if (old) old.compiled.delete();
   // A new model may see the note differently: say what it sees.
@@ -434,7 +434,8 @@ async function keepForOffline() {
     const urls = new Set([location.pathname, cfg.modelUrl, ...state.model.urls]);
     for (const entry of performance.getEntriesByType("resource")) {
       const url = new URL(entry.name);
-      if (url.origin === location.origin && url.pathname.startsWith(cfg.staticPrefix)) {
+      const ours = url.pathname.startsWith(cfg.staticPrefix) || url.pathname.startsWith(cfg.wasmUrl);
+      if (url.origin === location.origin && ours) {
         urls.add(url.pathname);
       }
     }

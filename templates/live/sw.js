@@ -27,7 +27,7 @@ self.addEventListener("fetch", (event) => {
   if (url.origin !== self.location.origin) return;
   if (NETWORK_FIRST.has(url.pathname)) {
     event.respondWith(networkFirst(request, url.pathname));
-  } else if (url.pathname.startsWith(LIVE + "model/") || url.pathname.startsWith(STATIC + "litertjs/")) {
+  } else if (url.pathname.startsWith(LIVE + "model/") || url.pathname.startsWith(LIVE + "runtime/")) {
     // A version's model and card never change under its name; the runtime's
     // files change only with its pinned version, which renames the cache.
     event.respondWith(cacheFirst(request, url.pathname));
@@ -73,3 +73,4 @@ async function staleWhileRevalidate(event, request, key) {
   }
   return refresh;
 }
+

@@ -77,7 +77,7 @@ def runtime_file(request, name):
     try:
         source = finders.find(RUNTIME_DIR + name)
         handle = open(source, "rb") if source else staticfiles_storage.open(RUNTIME_DIR + name)
-    except (FileNotFoundError, OSError):
+    except OSError:
         raise Http404("The live page's runtime is not installed.") from None
     response = FileResponse(handle, content_type=RUNTIME_TYPES[name.rsplit(".", 1)[1]])
     response["Cross-Origin-Embedder-Policy"] = "require-corp"

@@ -267,7 +267,7 @@ def session(user):
     return client.cookies["sessionid"].value
 
 
-def launch(playwright, video: Path):
+def launch(playwright, video: Path, *, allow_camera=True):
     args = [
         "--headless",
         "--no-sandbox",
@@ -276,10 +276,11 @@ def launch(playwright, video: Path):
         "--disable-sync",
         "--disable-background-networking",
         "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream",
         f"--use-file-for-fake-video-capture={video}",
         "--autoplay-policy=no-user-gesture-required",
     ]
+    if allow_camera:  # else the camera is refused as when the user says no
+        args.append("--use-fake-ui-for-media-stream")
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
 
 
@@ -466,7 +467,7 @@ def test_a_denied_camera_points_to_the_upload_page(live_server, live_model, sess
     url = live_server.url
     write_y4m(tmp_path / "blank.y4m", [(to_i420(Image.new("RGB", (WIDTH, HEIGHT))), 1)])
     with sync_api.sync_playwright() as playwright:
-        browser = launch(playwright, tmp_path / "blank.y4m")
+        browser = launch(playwright, tmp_path / "blank.y4m", allow_camera=False)
         context = browser.new_context()
         context.add_cookies([{"name": "sessionid", "value": session, "url": url}])
         page = open_live(context, url)

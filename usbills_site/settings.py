@@ -221,6 +221,9 @@ AXES_VERBOSE = False
 
 # Uploads per user (classifier/ratelimit.py), e.g. "30/m", "500/h"; "off" for none.
 CLASSIFIER_UPLOAD_RATE = env_str("CLASSIFIER_UPLOAD_RATE", "30/m")
+# How often an open live page asks which model version is active: an
+# activation reaches it within this many seconds.
+CLASSIFIER_LIVE_POLL_SECONDS = env_int("CLASSIFIER_LIVE_POLL_SECONDS", 30)
 
 # Mail (password reset): printed to the console unless an SMTP host is set.
 EMAIL_HOST = env_str("DJANGO_EMAIL_HOST")

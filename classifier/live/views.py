@@ -25,9 +25,6 @@ log = logging.getLogger(__name__)
 
 # A version's files never change under its name: the browser keeps them for a year.
 IMMUTABLE = "private, max-age=31536000, immutable"
-# How often an open live page asks which version is active, in seconds: an
-# activation reaches it within this time.
-MODEL_POLL_SECONDS = 30
 
 
 # What the page loads from the runtime package; absent until `npm ci` has run.
@@ -45,7 +42,7 @@ def page(request):
         "save_url": reverse("classifier:live_save"),
         "sw_url": reverse("classifier:live_sw"),
         "runtime_url": reverse("classifier:live_runtime", args=["x"]).removesuffix("x"),
-        "poll_seconds": MODEL_POLL_SECONDS,
+        "poll_seconds": settings.CLASSIFIER_LIVE_POLL_SECONDS,
         "upload_url": reverse("classifier:upload"),
     }
     response = render(request, "live/live.html", context)
@@ -76,7 +73,8 @@ def runtime_file(request, name):
         raise Http404("No such runtime file.")
     try:
         source = finders.find(RUNTIME_DIR + name)
-        handle = open(source, "rb") if source else staticfiles_storage.open(RUNTIME_DIR + name)
+        # FileResponse closes the file when the response is done.
+        handle = Path(source).open("rb") if source else staticfiles_storage.open(RUNTIME_DIR + name)  # noqa: SIM115
     except OSError:
         raise Http404("The live page's runtime is not installed.") from None
     response = FileResponse(handle, content_type=RUNTIME_TYPES[name.rsplit(".", 1)[1]])

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from PIL import Image
@@ -483,3 +485,55 @@ def test_a_denied_camera_points_to_the_upload_page(live_server, live_model, sess
         assert notice.locator("a").get_attribute("href") == reverse("classifier:upload")
         wait_status(page, "Camera blocked")
         browser.close()
+
+
+@pytest.fixture
+def two_versions(tmp_path, live_model, settings):
+    """The served model registered twice, as versions "live-a" (active) and "live-b"."""
+    models = tmp_path / "models"
+    models.mkdir()
+    card = json.loads(live_model.path.with_suffix(".json").read_text())
+    for name in ("live-a", "live-b"):
+        (models / f"{name}.tflite").write_bytes(live_model.path.read_bytes())
+        (models / f"{name}.json").write_text(json.dumps({**card, "version": name}))
+    settings.CLASSIFIER_MODELS_DIR = models
+    first, second = (
+        services.model_version_register(model_path=models / f"{name}.tflite")
+        for name in ("live-a", "live-b")
+    )
+    services.model_version_activate(version=first)
+    return first, second
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_an_activation_reaches_an_open_page(live_server, two_versions, session, settings, tmp_path):
+    if not CHROMIUM.exists():
+        missing(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    if not RUNTIME.is_file():
+        missing("node_modules lacks @litertjs/core: run `npm ci`")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    settings.CLASSIFIER_LIVE_POLL_SECONDS = 2
+    first, second = two_versions
+    write_y4m(tmp_path / "blank.y4m", [(to_i420(Image.new("RGB", (WIDTH, HEIGHT))), 1)])
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright, tmp_path / "blank.y4m")
+        context = browser.new_context()
+        context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
+        page = open_live(context, live_server.url)
+        assert page.evaluate("usbillsLive.version") == first.version
+        # Activated elsewhere (the admin, a command): in a thread of its own,
+        # as Playwright's sync API runs an event loop in this one.
+        activation = threading.Thread(target=activate, args=[second])
+        activation.start()
+        activation.join()
+        wait_status(page, f"Model updated to {second.version}", timeout=10_000)
+        assert page.evaluate("usbillsLive.version") == second.version
+        browser.close()
+
+
+def activate(version):
+    try:
+        services.model_version_activate(version=version)
+    finally:
+        connection.close()

@@ -122,7 +122,9 @@ def test_saving_a_frame_stores_both_answers(user_client, user, media_root):
     assert body["answer"] == prediction.answer
     assert body["agrees"] is (prediction.answer == "usd_20")
     assert prediction.device_disagrees is (prediction.answer != "usd_20")
-    assert user_client.get(body["url"]).status_code == 200
+    page = user_client.get(body["url"]).content.decode()
+    assert "Saved from live mode: your phone said $20" in page
+    assert ("a reviewer will look at it" in page) is prediction.device_disagrees
 
 
 @pytest.mark.django_db

@@ -5,14 +5,13 @@
 #
 # Build arguments:
 #   PYTHON_IMAGE         base image (default the official python:3.11-slim)
-#   NODE_IMAGE           image that runs `npm ci` for the live page's runtime
 #   PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST
 #                        package index settings, when PyPI is reached through a mirror
 # Put a CA bundle at docker/ca-certificates.crt (not committed) to have pip
 # trust it, e.g. behind a TLS-inspecting proxy; it stays in the build stage.
-# Works with the classic builder and with BuildKit.
+# Run `npm ci` (or `make node-deps`) first: the live page's runtime is copied
+# from node_modules. Works with the classic builder and with BuildKit.
 ARG PYTHON_IMAGE=python:3.11-slim
-ARG NODE_IMAGE=node:22-bookworm-slim
 
 FROM ${PYTHON_IMAGE} AS build
 ARG PIP_INDEX_URL=
@@ -40,14 +39,6 @@ RUN set -eu; \
     /opt/venv/bin/python -m compileall -q -j 0 /opt/venv/lib
 
 
-# The live page's in-browser runtime (LiteRT.js), pinned by package-lock.json:
-# only the production dependencies, no install scripts.
-FROM ${NODE_IMAGE} AS runtime-js
-WORKDIR /build
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
-
-
 FROM ${PYTHON_IMAGE} AS web
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -70,11 +61,13 @@ COPY classifier/ classifier/
 COPY templates/ templates/
 COPY static/ static/
 COPY models/ models/
-# Only the built code and the WebAssembly files: collectstatic serves them
-# under /static/litertjs/ (settings.STATICFILES_DIRS).
-COPY --from=runtime-js /build/node_modules/@litertjs/core/dist/ node_modules/@litertjs/core/dist/
-COPY --from=runtime-js /build/node_modules/@litertjs/core/wasm/ node_modules/@litertjs/core/wasm/
-COPY --from=runtime-js /build/node_modules/@litertjs/wasm-utils/dist/ node_modules/@litertjs/wasm-utils/dist/
+# The live page's in-browser runtime (LiteRT.js), as `npm ci` installed it
+# from package-lock.json before the build (`make node-deps`; no registry is
+# needed here): only its built code and WebAssembly files, which
+# collectstatic serves under /static/litertjs/ (settings.STATICFILES_DIRS).
+COPY node_modules/@litertjs/core/dist/ node_modules/@litertjs/core/dist/
+COPY node_modules/@litertjs/core/wasm/ node_modules/@litertjs/core/wasm/
+COPY node_modules/@litertjs/wasm-utils/dist/ node_modules/@litertjs/wasm-utils/dist/
 COPY docker/entrypoint.sh docker/healthcheck.py docker/
 RUN set -eu; \
     # settings refuse to start without a secret key when DEBUG is off; this

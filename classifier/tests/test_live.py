@@ -391,6 +391,11 @@ def test_live_mode_in_chromium_with_a_camera_stream(
         # In order: the $20 once, then "not a US note"; nothing said while
         # the camera saw nothing.
         assert spoken(page)[:2] == ["$20", "Not a US note"]
+        # The status line (an aria-live region) announced the same, in order.
+        answers = [s for s in statuses(page) if s.endswith(". Looking.")]
+        assert answers[:2] == ["$20. Looking.", "Not a US note. Looking."]
+        # Each preceded by its own cue (a vibration and a tone).
+        assert page.evaluate("usbillsLive.cues.slice(0, 2)") == ["note", "not a note"]
         assert page.locator("#live-answer").inner_text() == "Not a US note"
         page.wait_for_function("usbillsLive.saves.length === 1")
         saved = page.evaluate("usbillsLive.saves[0]")
@@ -399,7 +404,8 @@ def test_live_mode_in_chromium_with_a_camera_stream(
         assert any(s.startswith("Saved. The server agrees: $20") for s in statuses(page))
         figures["stream"] = measure(page)
 
-        # Accessible: axe finds nothing serious on the running page.
+        # Accessible: axe finds nothing serious on the running page, in portrait.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.add_script_tag(path=str(AXE))
         violations = page.evaluate(
             """async () => (await axe.run(document, {runOnly: {type: "tag",
@@ -407,6 +413,10 @@ def test_live_mode_in_chromium_with_a_camera_stream(
               .violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}))"""
         )
         assert not [v for v in violations if v["impact"] in ("serious", "critical")], violations
+        # Landscape: nothing scrolls sideways and the big control stays in view.
+        page.set_viewport_size({"width": 844, "height": 390})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 844
+        assert page.locator("#live-toggle").bounding_box()["height"] >= 60
         page.click("#live-toggle")
         wait_status(page, "Camera off")
         # The offline copy is complete before the connection goes.

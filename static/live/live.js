@@ -52,6 +52,7 @@ const record = (window.usbillsLive = {
   spoken: [],
   frames: [],
   saves: [],
+  cues: [],
   timings: { pageStart: performance.timeOrigin, ready: null, modelBytes: 0 },
   backend: "",
   version: "",
@@ -88,6 +89,7 @@ function say(text) {
 // EyeNote's design: one short cue for "a note", another for "not a US note",
 // felt or heard before the words.
 function cue(found) {
+  record.cues.push(found ? "note" : "not a note");
   if (navigator.vibrate) navigator.vibrate(found ? 80 : [60, 80, 60]);
   const audio = state.audio;
   if (!audio) return;

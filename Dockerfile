@@ -64,7 +64,7 @@ COPY models/ models/
 # The live page's in-browser runtime (LiteRT.js), as `npm ci` installed it
 # from package-lock.json before the build (`make node-deps`; no registry is
 # needed here): only its built code and WebAssembly files, which
-# collectstatic serves under /static/litertjs/ (settings.STATICFILES_DIRS).
+# collectstatic and the live views serve (settings.LITERTJS_DIR).
 COPY node_modules/@litertjs/core/dist/ node_modules/@litertjs/core/dist/
 COPY node_modules/@litertjs/core/wasm/ node_modules/@litertjs/core/wasm/
 COPY node_modules/@litertjs/wasm-utils/dist/ node_modules/@litertjs/wasm-utils/dist/

@@ -125,12 +125,13 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # The live page's in-browser runtime (LiteRT.js, pinned in package.json; `npm
-# ci` installs it, the Dockerfile copies it in): served as our own static
-# files, never from a CDN. Only the built code and the WebAssembly files.
+# ci` installs it, the Dockerfile copies it in), never from a CDN: its code
+# as static files, its WebAssembly builds from LITERTJS_DIR through a view
+# (classifier/live/views.py says why).
 LITERTJS_DIR = BASE_DIR / "node_modules" / "@litertjs"
 STATICFILES_DIRS += [
     (f"litertjs/{part}", LITERTJS_DIR / part)
-    for part in ("core/dist", "core/wasm", "wasm-utils/dist")
+    for part in ("core/dist", "wasm-utils/dist")
     if (LITERTJS_DIR / part).is_dir()
 ]
 

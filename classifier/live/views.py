@@ -58,7 +58,6 @@ def page(request):
 
 
 # The runtime's WebAssembly builds and their loaders, by name.
-RUNTIME_DIR = "litertjs/core/wasm/"
 RUNTIME_FILE = re.compile(r"litert_wasm(_compat|_jspi|_threaded)?_internal\.(js|wasm)")
 RUNTIME_TYPES = {"js": "text/javascript", "wasm": "application/wasm"}
 
@@ -72,9 +71,8 @@ def runtime_file(request, name):
     if not RUNTIME_FILE.fullmatch(name):
         raise Http404("No such runtime file.")
     try:
-        source = finders.find(RUNTIME_DIR + name)
         # FileResponse closes the file when the response is done.
-        handle = Path(source).open("rb") if source else staticfiles_storage.open(RUNTIME_DIR + name)  # noqa: SIM115
+        handle = (Path(settings.LITERTJS_DIR) / "core" / "wasm" / name).open("rb")  # noqa: SIM115
     except OSError:
         raise Http404("The live page's runtime is not installed.") from None
     response = FileResponse(handle, content_type=RUNTIME_TYPES[name.rsplit(".", 1)[1]])

@@ -76,6 +76,22 @@ def test_the_page_is_signed_in_only_and_cross_origin_isolated(user_client):
 
 
 @pytest.mark.django_db
+def test_the_runtime_is_served_isolated_and_only_its_own_files(client):
+    if not RUNTIME.is_file():
+        missing("node_modules lacks @litertjs/core: run `npm ci`")
+    response = client.get("/live/runtime/litert_wasm_threaded_internal.wasm")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/wasm"
+    assert response["Cross-Origin-Embedder-Policy"] == "require-corp"
+    assert response["Cross-Origin-Resource-Policy"] == "same-origin"
+    assert b"".join(response.streaming_content)[:4] == b"\0asm"
+    loader = client.get("/live/runtime/litert_wasm_internal.js")
+    assert loader["Content-Type"] == "text/javascript"
+    for name in ("index.js", "package.json", "..%2Fpackage.json", "litert_wasm_internal.wasm.map"):
+        assert client.get(f"/live/runtime/{name}").status_code == 404, name
+
+
+@pytest.mark.django_db
 def test_the_active_model_is_served_by_version_and_cached_for_ever(user_client, tiny_model_dir):
     services.model_version_sync()
     active = user_client.get("/live/model/").json()

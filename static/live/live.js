@@ -43,7 +43,17 @@ const state = {
   lastSpokenText: "",
   audio: null,
   saving: false,
+  generation: 0, // which camera loop is current: a stopped one must not resume
+  busy: Promise.resolve(), // model runs and swaps, one at a time
 };
+
+// One model call at a time: the camera loop, "Save this" and a new version
+// arriving would otherwise use (or delete) the model at once.
+function exclusive(fn) {
+  const run = state.busy.then(fn, fn);
+  state.busy = run.catch(() => undefined);
+  return run;
+}
 
 // What the page did, for whoever wants to know (its tests, a curious user's
 // console): every announcement and spoken answer in order, and the timings.
@@ -146,6 +156,11 @@ async function loadModel() {
   ]);
   await loadRuntime();
   const { compiled, accelerator } = await compile(new Uint8Array(bytes));
+  await exclusive(() => swap(info, card, compiled, accelerator, bytes.byteLength));
+  return true;
+}
+
+function swap(info, card, compiled, accelerator, size) {
   const old = state.model;
   state.model = {
     compiled,
@@ -158,11 +173,10 @@ async function loadModel() {
   };
   record.version = info.version;
   record.backend = accelerator + (self.crossOriginIsolated ? ", threaded" : ", one thread");
-  record.timings.modelBytes = bytes.byteLength;
+  record.timings.modelBytes = size;
   if (old) old.compiled.delete();
   // A new model may see the note differently: say what it sees.
   state.spoken = null;
-  return true;
 }
 
 const frameCanvas = document.createElement("canvas");
@@ -193,7 +207,11 @@ function pixels(source, width, height) {
 }
 
 // {key, label, confidence, answer}: key is a note, NOT_A_NOTE, or null (nothing sure).
-async function classify(source, width, height, { always = false } = {}) {
+function classify(source, width, height, options) {
+  return exclusive(() => classifyNow(source, width, height, options));
+}
+
+async function classifyNow(source, width, height, { always = false } = {}) {
   const model = state.model;
   const { input, stddev } = pixels(source, width, height);
   if (stddev < FLAT_STDDEV && !always) return { key: null, label: null, confidence: 0, flat: true };
@@ -227,11 +245,11 @@ function nextFrame(video) {
   });
 }
 
-async function loop() {
+async function loop(generation) {
   const video = ui.video;
-  while (state.running) {
+  while (state.running && generation === state.generation) {
     await nextFrame(video);
-    if (!state.running || !video.videoWidth) continue;
+    if (!state.running || generation !== state.generation || !video.videoWidth) continue;
     const started = performance.now();
     let result;
     try {
@@ -298,11 +316,12 @@ async function start() {
   state.spoken = null;
   ui.toggle.textContent = "Stop the camera";
   setStatus("Camera on. Looking");
-  loop();
+  loop(++state.generation);
 }
 
 function stop() {
   state.running = false;
+  state.generation += 1;
   if (state.stream) for (const track of state.stream.getTracks()) track.stop();
   state.stream = null;
   ui.video.srcObject = null;
@@ -344,7 +363,10 @@ async function showQueue() {
 
 async function saveFrame() {
   const video = ui.video;
-  if (!state.running || !video.videoWidth) return;
+  if (!state.running || !video.videoWidth) {
+    setStatus("Start the camera first");
+    return;
+  }
   const canvas = document.createElement("canvas");
   canvas.width = video.videoWidth;
   canvas.height = video.videoHeight;

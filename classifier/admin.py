@@ -103,6 +103,7 @@ class PredictionAdmin(admin.ModelAdmin):
         "answer",
         ConfidenceBandFilter,
         ("user_flagged", admin.BooleanFieldListFilter),
+        ("device_disagrees", admin.BooleanFieldListFilter),
         ReviewedFilter,
         "model_version",
     ]
@@ -128,6 +129,18 @@ class PredictionAdmin(admin.ModelAdmin):
                     "model_version",
                     "inference_display",
                     "created",
+                ]
+            },
+        ),
+        (
+            "What the browser said (live page)",
+            {
+                "fields": [
+                    "device_answer",
+                    "device_label",
+                    "device_confidence",
+                    "device_model_version",
+                    "device_disagrees",
                 ]
             },
         ),

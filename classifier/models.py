@@ -157,6 +157,20 @@ class Prediction(models.Model):
     inference_ms = models.FloatField(help_text="decoding + forward pass, milliseconds")
     created = models.DateTimeField(default=timezone.now)
 
+    # What the model in the user's browser said, for a photo saved from the
+    # live page (empty for an ordinary upload). Kept beside the server's
+    # answer, never instead of it.
+    device_label = models.CharField(
+        max_length=20, choices=CLASS_CHOICES, blank=True, help_text="the browser's top class"
+    )
+    device_answer = models.CharField(
+        max_length=20, choices=ANSWER_CHOICES, blank=True, help_text="the browser's answer"
+    )
+    device_confidence = models.FloatField(null=True, blank=True)
+    device_model_version = models.CharField(max_length=100, blank=True)
+    # The browser and the server gave different answers: a reviewer should look.
+    device_disagrees = models.BooleanField(default=False)
+
     # What the user said: the class they say the photo shows.
     user_label = models.CharField(max_length=20, choices=CLASS_CHOICES, blank=True)
     # Whether that disagrees with the model; kept with the label so the admin

@@ -40,12 +40,14 @@ REVIEW_ORDER = ("review_priority", "confidence", "-created", "-pk")
 
 
 def prediction_list_for_review() -> QuerySet[Prediction]:
-    """All predictions, what needs review first: flagged, then least sure; reviewed last."""
+    """All predictions, what needs review first: flagged or disputed, least sure; reviewed last."""
     return (
         Prediction.objects.select_related("upload", "upload__owner", "reviewed_by")
         .annotate(
             review_priority=Case(
                 When(reviewed_label="", user_flagged=True, then=Value(0)),
+                # The browser and the server disagreed on a photo saved from the live page.
+                When(reviewed_label="", device_disagrees=True, then=Value(0)),
                 When(reviewed_label="", then=Value(1)),
                 default=Value(2),
                 output_field=IntegerField(),

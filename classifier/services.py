@@ -9,6 +9,7 @@ import logging
 import secrets
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -41,9 +42,30 @@ FORMAT_TYPES = {
 THUMBNAIL_SIZE = preprocess.DECODE_SIZE
 
 
-def upload_create(*, user, file) -> Prediction:
+@dataclass(frozen=True)
+class DeviceAnswer:
+    """What the model in the user's browser said about a photo saved from the live page."""
+
+    label: str
+    answer: str
+    confidence: float
+    model_version: str
+
+    def __post_init__(self):
+        if self.label not in labels.CLASSES:
+            raise ValidationError(f"{self.label!r} is not a class.", code="invalid_label")
+        if self.answer not in (*labels.NOTES, labels.UNKNOWN):
+            raise ValidationError(f"{self.answer!r} is not an answer.", code="invalid_answer")
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValidationError("The confidence must be within 0..1.", code="invalid")
+        if not self.model_version or len(self.model_version) > 100:
+            raise ValidationError("Which model gave the answer?", code="invalid")
+
+
+def upload_create(*, user, file, device: DeviceAnswer | None = None) -> Prediction:
     """Check a photo by its content, store it, classify it and save Upload + Prediction.
 
+    device is the browser's own answer, for a frame saved from the live page.
     Raises ValidationError for a photo the site does not accept, and
     errors.ServiceUnavailable when the model or the storage fails.
     """
@@ -97,6 +119,7 @@ def upload_create(*, user, file) -> Prediction:
                 answer=result.answer,
                 threshold=result.threshold,
                 inference_ms=inference_ms,
+                **_device_fields(device, result.answer),
             )
     except BaseException as exc:
         # No row was saved, so no file may stay behind either.
@@ -172,6 +195,20 @@ def _model_version_of(version: str, predictor) -> ModelVersion | None:
         # registered now, so that the prediction still says which model it was.
         found = model_version_register(model_path=predictor.path)
     return found
+
+
+def _device_fields(device: DeviceAnswer | None, server_answer: str) -> dict:
+    if device is None:
+        return {}
+    return {
+        "device_label": device.label,
+        "device_answer": device.answer,
+        "device_confidence": device.confidence,
+        "device_model_version": device.model_version,
+        # Different answers from the same photo: one of the two models (or the
+        # browser's preprocessing) is wrong, and a reviewer should say which.
+        "device_disagrees": device.answer != server_answer,
+    }
 
 
 def _read_capped(file) -> bytes:

@@ -139,6 +139,16 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# The live page's in-browser runtime (LiteRT.js, pinned in package.json; `npm
+# ci` installs it, the Dockerfile copies it in), never from a CDN: its code
+# as static files, its WebAssembly builds from LITERTJS_DIR through a view
+# (classifier/live/views.py says why).
+LITERTJS_DIR = BASE_DIR / "node_modules" / "@litertjs"
+STATICFILES_DIRS += [
+    (f"litertjs/{part}", LITERTJS_DIR / part)
+    for part in ("core/dist", "wasm-utils/dist")
+    if (LITERTJS_DIR / part).is_dir()
+]
 
 # Uploaded photos are private: no MEDIA_URL, nothing under static/. They are
 # served only by the photo views, which check the owner.
@@ -268,6 +278,10 @@ CLASSIFIER_UPLOAD_RATE = env_str("CLASSIFIER_UPLOAD_RATE", "30/m")
 # someone's inbox.
 CLASSIFIER_ACCOUNT_RATE = env_str("CLASSIFIER_ACCOUNT_RATE", "10/h")
 CLASSIFIER_RESET_MAIL_RATE = env_str("CLASSIFIER_RESET_MAIL_RATE", "3/h")
+
+# How often an open live page asks which model version is active: an
+# activation reaches it within this many seconds.
+CLASSIFIER_LIVE_POLL_SECONDS = env_int("CLASSIFIER_LIVE_POLL_SECONDS", 30)
 
 # Mail (password reset): sent by SMTP when a host is set; otherwise printed to
 # the console in development only. In production a reset link must never

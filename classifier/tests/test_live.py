@@ -191,6 +191,18 @@ def test_a_file_that_is_not_a_photo_is_refused(user_client, media_root):
 
 
 @pytest.mark.django_db
+def test_unwritable_media_is_a_json_503_and_nothing_is_stored(user_client, media_root):
+    # A file where the directory should be: the frame cannot be stored.
+    (media_root / "thumbnails").write_text("in the way")
+    data = {"image": uploaded(image_bytes(224, 224)), **device_fields()}
+    response = user_client.post("/live/save/", data)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "storage_unavailable"
+    assert not Prediction.objects.exists()
+    assert [p for p in media_root.rglob("*") if p.is_file()] == [media_root / "thumbnails"]
+
+
+@pytest.mark.django_db
 def test_saving_counts_against_the_upload_rate(user_client, settings, media_root):
     settings.CLASSIFIER_UPLOAD_RATE = "1/h"
     for expected in (201, 429):

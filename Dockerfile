@@ -9,7 +9,8 @@
 #                        package index settings, when PyPI is reached through a mirror
 # Put a CA bundle at docker/ca-certificates.crt (not committed) to have pip
 # trust it, e.g. behind a TLS-inspecting proxy; it stays in the build stage.
-# Works with the classic builder and with BuildKit.
+# Run `npm ci` (or `make node-deps`) first: the live page's runtime is copied
+# from node_modules. Works with the classic builder and with BuildKit.
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
@@ -60,6 +61,13 @@ COPY classifier/ classifier/
 COPY templates/ templates/
 COPY static/ static/
 COPY models/ models/
+# The live page's in-browser runtime (LiteRT.js), as `npm ci` installed it
+# from package-lock.json before the build (`make node-deps`; no registry is
+# needed here): only its built code and WebAssembly files, which
+# collectstatic and the live views serve (settings.LITERTJS_DIR).
+COPY node_modules/@litertjs/core/dist/ node_modules/@litertjs/core/dist/
+COPY node_modules/@litertjs/core/wasm/ node_modules/@litertjs/core/wasm/
+COPY node_modules/@litertjs/wasm-utils/dist/ node_modules/@litertjs/wasm-utils/dist/
 COPY docker/entrypoint.sh docker/healthcheck.py docker/
 RUN set -eu; \
     # settings refuse to start without a secret key when DEBUG is off; this

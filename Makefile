@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev install-train run superuser migrate test test-fast chromium node-deps lint format train bench
+.PHONY: help install install-dev install-train run superuser migrate test test-fast chromium node-deps live-deps lint format train bench
 
 help:
 	@echo "make run        serve the app on http://$(HOST):$(PORT) (SQLite, the shipped model)"
@@ -53,7 +53,7 @@ install-train: $(VENV)/.installed-train
 # Local development: DEBUG on (runserver serves static/), SQLite unless
 # DATABASE_URL says otherwise, the model in models/.
 run: export DJANGO_DEBUG ?= 1
-run: install
+run: install live-deps
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py createcachetable
 	$(PY) manage.py runserver $(HOST):$(PORT)
@@ -72,12 +72,20 @@ test: install-dev install-train chromium node-deps nginx-test-deps
 
 # The edit-test loop: real Postgres and Redis when there, but no browser, no
 # gunicorn/nginx stack and no training run.
-test-fast: install-dev
+test-fast: install-dev live-deps
 	$(PY) -m pytest -m "not browser and not stack and not slow" $(PYTEST_ARGS)
 
-# axe-core for the accessibility test, pinned by package-lock.json.
+# axe-core for the accessibility test and LiteRT.js for the live page, pinned
+# by package-lock.json.
 node-deps:
-	@if [ ! -f node_modules/axe-core/axe.min.js ]; then npm ci --no-audit --no-fund; fi
+	@if [ ! -f node_modules/axe-core/axe.min.js ] || [ ! -f node_modules/@litertjs/core/dist/index.js ]; then \
+		npm ci --no-audit --no-fund; \
+	fi
+
+# The live page needs LiteRT.js from npm; without npm the rest of the site works.
+live-deps:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory node-deps; \
+	else echo "npm is missing: the live page (/live/) stays off until npm ci has run"; fi
 
 # The browser test drives Debian's chromium; it is never downloaded by playwright.
 chromium:

@@ -6,18 +6,24 @@ CPU-bound, so about one worker per core; nginx in front buffers slow clients
 and request bodies, so a sync worker is never held by a slow upload.
 
 Environment (all optional):
-    GUNICORN_BIND        address to listen on (default 0.0.0.0:8000)
+    GUNICORN_BIND        address to listen on (default 127.0.0.1:8000: only nginx
+                         on the same machine; the image sets 0.0.0.0:8000 on
+                         its private network)
     WEB_CONCURRENCY      worker count (default: one per CPU core)
     GUNICORN_TIMEOUT     seconds before a silent worker is killed (default 30)
     GUNICORN_MAX_REQUESTS  recycle a worker after this many requests (default 2000, 0 = never)
     GUNICORN_CONTROL_SOCKET  path of a control socket for gunicornc (default: none)
-    FORWARDED_ALLOW_IPS  proxies trusted for X-Forwarded-* (read by gunicorn itself)
+    FORWARDED_ALLOW_IPS  proxies trusted for X-Forwarded-* and X-Real-IP (read by
+                         gunicorn itself, by the access log below and by Django)
 
 `kill -HUP <master pid>` reloads gracefully: new workers (new code and model)
 start, old ones finish their requests and exit.
 """
 
+import ipaddress
 import os
+
+from gunicorn.glogging import Logger
 
 
 def _int(name: str, default: int) -> int:
@@ -33,7 +39,9 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+# Loopback unless told otherwise: gunicorn is not meant to face the internet
+# (docs/deploy.md); nginx in front caps bodies and buffers slow clients.
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = max(1, _int("WEB_CONCURRENCY", _cpu_count()))
 worker_class = "sync"
 preload_app = False
@@ -62,8 +70,34 @@ control_socket_disable = not control_socket
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
-# The client address comes from nginx's X-Forwarded-For; %(L)s is the request time in seconds.
-access_log_format = '%({x-forwarded-for}i)s "%(r)s" %(s)s %(B)s %(L)ss "%(a)s"'
+# %(client)s is the address nginx saw (X-Real-IP) when a trusted proxy sent the
+# request, else the peer's own; %(L)s is the request time in seconds.
+access_log_format = '%(client)s "%(r)s" %(s)s %(B)s %(L)ss "%(a)s"'
+
+
+def _trusted(address: str, allowed) -> bool:
+    if "*" in allowed:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(a, strict=False) for a in allowed)
+
+
+class AccessLogger(Logger):
+    """gunicorn's logger; the client address is not whatever a client wrote in a header."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        peer = environ.get("REMOTE_ADDR") or "-"
+        forwarded = environ.get("HTTP_X_REAL_IP")
+        trusted = forwarded and _trusted(peer, self.cfg.forwarded_allow_ips)
+        atoms["client"] = forwarded if trusted else peer
+        return atoms
+
+
+logger_class = AccessLogger
 capture_output = True
 proc_name = "usbills"
 

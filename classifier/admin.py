@@ -12,7 +12,30 @@ from .ml import labels
 from .ml.predictor import ModelError
 from .models import ApiToken, ModelVersion, Prediction, User
 
-admin.site.register(User, UserAdmin)
+
+@admin.register(User)
+class AccountAdmin(UserAdmin):
+    """Django's user admin; deleting a user goes through services.user_delete, so that
+    their photos, predictions and API keys go too, files included."""
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Predictions and keys cannot be deleted on their own in the admin
+        # (the model's record is kept), but they do go with their user: the
+        # permission to delete the user is what counts.
+        if self.has_delete_permission(request):
+            perms_needed -= {
+                Prediction._meta.verbose_name,
+                ApiToken._meta.verbose_name,
+            }
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request, obj):
+        services.user_delete(user=obj)
+
+    def delete_queryset(self, request, queryset):
+        for user in queryset:
+            services.user_delete(user=user)
 
 
 class ConfidenceBandFilter(admin.SimpleListFilter):
@@ -80,6 +103,7 @@ class PredictionAdmin(admin.ModelAdmin):
         "answer",
         ConfidenceBandFilter,
         ("user_flagged", admin.BooleanFieldListFilter),
+        ("device_disagrees", admin.BooleanFieldListFilter),
         ReviewedFilter,
         "model_version",
     ]
@@ -105,6 +129,18 @@ class PredictionAdmin(admin.ModelAdmin):
                     "model_version",
                     "inference_display",
                     "created",
+                ]
+            },
+        ),
+        (
+            "What the browser said (live page)",
+            {
+                "fields": [
+                    "device_answer",
+                    "device_label",
+                    "device_confidence",
+                    "device_model_version",
+                    "device_disagrees",
                 ]
             },
         ),

@@ -1,4 +1,5 @@
-"""The Redis cache, tolerant of Redis being down.
+"""The caches that hold the counters: Redis, tolerant of Redis being down, and
+the database cache with a counter two workers cannot both miss.
 
 The cache holds only counters (uploads per user, failed sign-ins). If Redis
 goes away, signing in and uploading must keep working: the counters are
@@ -8,7 +9,9 @@ off rather than the whole site down.
 
 import logging
 
+from django.core.cache.backends.db import DatabaseCache
 from django.core.cache.backends.redis import RedisCache
+from django.db import connections, router, transaction
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +57,26 @@ class TolerantRedisCache(RedisCache):
 
     def has_key(self, key, version=None):
         return self._tolerate(super().has_key, False, key, version)
+
+
+class CountingDatabaseCache(DatabaseCache):
+    """Django's database cache with an atomic incr().
+
+    Django's incr() is a get() then a set(): two workers counting the same
+    key at once both read n and both write n + 1, and a rate limit lets more
+    through than it should. Here the row is locked first (an UPDATE that
+    changes nothing locks the row in Postgres and takes SQLite's write lock),
+    so the second worker waits for the first one's write.
+    """
+
+    def incr(self, key, delta=1, version=None):
+        db = router.db_for_write(self.cache_model_class)
+        connection = connections[db]
+        table = connection.ops.quote_name(self._table)
+        stored_key = self.make_and_validate_key(key, version=version)
+        with transaction.atomic(using=db), connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET expires = expires WHERE cache_key = %s",  # noqa: S608
+                [stored_key],
+            )
+            return super().incr(key, delta, version)

@@ -52,3 +52,29 @@ def check_secret_key(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+# Caches whose incr() two workers cannot interleave: the rate limits count in it.
+COUNTING_CACHES = (
+    "classifier.cache.TolerantRedisCache",
+    "classifier.cache.CountingDatabaseCache",
+    "django.core.cache.backends.redis.RedisCache",
+    # One process only (tests, a single runserver): atomic under its own lock.
+    "django.core.cache.backends.locmem.LocMemCache",
+)
+
+
+@register("classifier")
+def check_cache_counts(app_configs=None, **kwargs):
+    """The rate limits' cache counts atomically, or the app refuses to start."""
+    backend = settings.CACHES["default"]["BACKEND"]
+    if backend in COUNTING_CACHES:
+        return []
+    return [
+        Error(
+            f"The cache {backend} cannot count atomically: concurrent uploads, sign-ups and "
+            "sign-ins would slip past their limits.",
+            hint="Set REDIS_URL, or use classifier.cache.CountingDatabaseCache.",
+            id="classifier.E011",
+        )
+    ]

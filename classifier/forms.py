@@ -1,5 +1,8 @@
+from urllib.parse import urlsplit
+
 from django import forms
 from django.conf import settings
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
 
@@ -18,6 +21,38 @@ class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = User
         fields = ("username", "email")
+
+
+class PasswordResetForm(auth_forms.PasswordResetForm):
+    """Django's reset form; the link names settings.SITE_URL when it is set, never a
+    host or port taken from the request's headers."""
+
+    def save(self, *args, **kwargs):
+        if settings.SITE_URL:
+            origin = urlsplit(settings.SITE_URL)
+            kwargs["domain_override"] = origin.netloc
+            kwargs["use_https"] = origin.scheme == "https"
+        return super().save(*args, **kwargs)
+
+
+class AccountDeleteForm(forms.Form):
+    """The password again, so that a borrowed, signed-in phone cannot delete the account."""
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self):
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise ValidationError("That is not your password.", code="wrong_password")
+        return password
 
 
 # iPhones save HEIC by default, which the image library cannot read: say so

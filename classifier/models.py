@@ -16,6 +16,16 @@ ANSWER_CHOICES = [
 class User(AbstractUser):
     """The project's user; a model of its own from the start so it can grow."""
 
+    def save(self, *args, **kwargs):
+        # set_password() leaves the new password in _password until saved. A
+        # new password, by any path (change, reset, admin, changepassword),
+        # ends every API key: a key made by whoever knew the old one must
+        # not outlive it.
+        password_changed = self._password is not None and self.pk is not None
+        super().save(*args, **kwargs)
+        if password_changed:
+            ApiToken.objects.filter(user=self, revoked_at=None).update(revoked_at=timezone.now())
+
 
 class ModelVersion(models.Model):
     """A model the app has served or could serve: its files, its card, and whether it is live.
@@ -146,6 +156,20 @@ class Prediction(models.Model):
     threshold = models.FloatField(help_text="the model's confidence threshold for an answer")
     inference_ms = models.FloatField(help_text="decoding + forward pass, milliseconds")
     created = models.DateTimeField(default=timezone.now)
+
+    # What the model in the user's browser said, for a photo saved from the
+    # live page (empty for an ordinary upload). Kept beside the server's
+    # answer, never instead of it.
+    device_label = models.CharField(
+        max_length=20, choices=CLASS_CHOICES, blank=True, help_text="the browser's top class"
+    )
+    device_answer = models.CharField(
+        max_length=20, choices=ANSWER_CHOICES, blank=True, help_text="the browser's answer"
+    )
+    device_confidence = models.FloatField(null=True, blank=True)
+    device_model_version = models.CharField(max_length=100, blank=True)
+    # The browser and the server gave different answers: a reviewer should look.
+    device_disagrees = models.BooleanField(default=False)
 
     # What the user said: the class they say the photo shows.
     user_label = models.CharField(max_length=20, choices=CLASS_CHOICES, blank=True)

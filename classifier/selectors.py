@@ -25,9 +25,11 @@ def prediction_list_for_user(
 
 
 def prediction_get_for_user(*, user, pk: int) -> Prediction | None:
-    """One prediction the user may see (their own; any, for staff), or None."""
+    """One prediction the user may see (their own; any, with the view permission), or None."""
     qs = Prediction.objects.select_related("upload", "upload__owner")
-    if not user.is_staff:
+    # The model permission, not is_staff: a staff account given no
+    # permissions sees no one else's photos, in the admin or here.
+    if not user.has_perm("classifier.view_prediction"):
         qs = qs.filter(upload__owner=user)
     return qs.filter(pk=pk).first()
 
@@ -38,12 +40,14 @@ REVIEW_ORDER = ("review_priority", "confidence", "-created", "-pk")
 
 
 def prediction_list_for_review() -> QuerySet[Prediction]:
-    """All predictions, what needs review first: flagged, then least sure; reviewed last."""
+    """All predictions, what needs review first: flagged or disputed, least sure; reviewed last."""
     return (
         Prediction.objects.select_related("upload", "upload__owner", "reviewed_by")
         .annotate(
             review_priority=Case(
                 When(reviewed_label="", user_flagged=True, then=Value(0)),
+                # The browser and the server disagreed on a photo saved from the live page.
+                When(reviewed_label="", device_disagrees=True, then=Value(0)),
                 When(reviewed_label="", then=Value(1)),
                 default=Value(2),
                 output_field=IntegerField(),

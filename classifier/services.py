@@ -9,6 +9,7 @@ import logging
 import secrets
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -41,9 +42,30 @@ FORMAT_TYPES = {
 THUMBNAIL_SIZE = preprocess.DECODE_SIZE
 
 
-def upload_create(*, user, file) -> Prediction:
+@dataclass(frozen=True)
+class DeviceAnswer:
+    """What the model in the user's browser said about a photo saved from the live page."""
+
+    label: str
+    answer: str
+    confidence: float
+    model_version: str
+
+    def __post_init__(self):
+        if self.label not in labels.CLASSES:
+            raise ValidationError(f"{self.label!r} is not a class.", code="invalid_label")
+        if self.answer not in (*labels.NOTES, labels.UNKNOWN):
+            raise ValidationError(f"{self.answer!r} is not an answer.", code="invalid_answer")
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValidationError("The confidence must be within 0..1.", code="invalid")
+        if not self.model_version or len(self.model_version) > 100:
+            raise ValidationError("Which model gave the answer?", code="invalid")
+
+
+def upload_create(*, user, file, device: DeviceAnswer | None = None) -> Prediction:
     """Check a photo by its content, store it, classify it and save Upload + Prediction.
 
+    device is the browser's own answer, for a frame saved from the live page.
     Raises ValidationError for a photo the site does not accept, and
     errors.ServiceUnavailable when the model or the storage fails.
     """
@@ -97,6 +119,7 @@ def upload_create(*, user, file) -> Prediction:
                 answer=result.answer,
                 threshold=result.threshold,
                 inference_ms=inference_ms,
+                **_device_fields(device, result.answer),
             )
     except BaseException as exc:
         # No row was saved, so no file may stay behind either.
@@ -174,6 +197,20 @@ def _model_version_of(version: str, predictor) -> ModelVersion | None:
     return found
 
 
+def _device_fields(device: DeviceAnswer | None, server_answer: str) -> dict:
+    if device is None:
+        return {}
+    return {
+        "device_label": device.label,
+        "device_answer": device.answer,
+        "device_confidence": device.confidence,
+        "device_model_version": device.model_version,
+        # Different answers from the same photo: one of the two models (or the
+        # browser's preprocessing) is wrong, and a reviewer should say which.
+        "device_disagrees": device.answer != server_answer,
+    }
+
+
 def _read_capped(file) -> bytes:
     cap = settings.CLASSIFIER_MAX_UPLOAD_BYTES
     if file.size is not None and file.size > cap:
@@ -193,13 +230,60 @@ def too_large_message(cap: int) -> str:
 
 
 def _thumbnail(image: Image.Image) -> ContentFile:
+    # The image is already the reduced decode (preprocess.open_image), so the
+    # copy is small whatever the photo's size.
     thumb = image.copy()
+    # Nothing of the original's metadata (comments, EXIF, XMP, ICC) is kept.
+    thumb.info = {}
     # Bilinear after a box reduction (reducing_gap) looks the same as bicubic at
     # thumbnail size and costs half as much on the upload path.
     thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
     out = io.BytesIO()
     thumb.save(out, "JPEG", quality=82)
     return ContentFile(out.getvalue())
+
+
+# Deleting data ------------------------------------------------------------------
+
+
+def upload_delete(*, upload: Upload, user) -> None:
+    """Delete one of the user's photos: its row, its prediction, the photo and the thumbnail."""
+    if upload.owner_id != user.pk:
+        raise PermissionDenied("only the owner can delete a photo")
+    with transaction.atomic():
+        names = [upload.file.name, upload.thumbnail.name]
+        upload.delete()
+        # The files go once the rows are gone for good: a rolled-back delete
+        # must not leave rows pointing at nothing.
+        transaction.on_commit(lambda: _delete_files(names))
+    log.info("upload %s deleted by its owner %s", upload.pk, user.pk)
+
+
+def user_delete(*, user) -> None:
+    """Delete an account and everything of it: uploads, predictions, files and API keys."""
+    with transaction.atomic():
+        names = [
+            name
+            for pair in Upload.objects.filter(owner=user).values_list("file", "thumbnail")
+            for name in pair
+        ]
+        pk = user.pk
+        # API keys, uploads and predictions go with the user (on_delete=CASCADE);
+        # the reviews this user made as staff stay, without a reviewer.
+        user.delete()
+        transaction.on_commit(lambda: _delete_files(names))
+    log.info("user %s deleted with %d files", pk, len(names))
+
+
+def _delete_files(names) -> None:
+    for name in names:
+        if not name:
+            continue
+        try:
+            default_storage.delete(name)
+        except OSError:
+            # The rows are gone; a file left behind is found by its missing row.
+            log.exception("could not delete %s", name)
 
 
 # Model versions ---------------------------------------------------------------

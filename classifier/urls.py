@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -11,6 +11,9 @@ urlpatterns = [
     path("predictions/<int:pk>/feedback/", views.prediction_feedback, name="feedback"),
     path("predictions/<int:pk>/photo/", views.photo, name="photo"),
     path("predictions/<int:pk>/thumbnail/", views.thumbnail, name="thumbnail"),
+    path("predictions/<int:pk>/delete/", views.prediction_delete, name="prediction_delete"),
+    path("live/", include("classifier.live.urls")),
+    path("account/delete/", views.account_delete, name="account_delete"),
     path("account/api-keys/", views.tokens, name="tokens"),
     path("account/api-keys/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
 ]

@@ -3,7 +3,8 @@ import sys
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
@@ -17,9 +18,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import selectors, services, serving
 from .errors import ServiceUnavailable
-from .forms import FeedbackForm, HistoryFilterForm, SignupForm, UploadForm
+from .forms import (
+    AccountDeleteForm,
+    FeedbackForm,
+    HistoryFilterForm,
+    PasswordResetForm,
+    SignupForm,
+    UploadForm,
+)
 from .ml import labels
-from .ratelimit import limit_uploads
+from .ratelimit import limit_account_requests, limit_uploads
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +36,7 @@ HISTORY_PAGE_SIZE = 20
 
 @login_not_required
 @require_http_methods(["GET", "POST"])
+@limit_account_requests()
 def signup(request):
     if request.user.is_authenticated:
         return redirect("classifier:upload")
@@ -121,6 +130,34 @@ def prediction_list(request):
         "query": query.urlencode(),
     }
     return render(request, "classifier/history.html", context)
+
+
+# Django's view with the throttle and the pinned origin of links (forms.PasswordResetForm).
+password_reset = login_not_required(
+    limit_account_requests(per_email=True)(
+        auth_views.PasswordResetView.as_view(form_class=PasswordResetForm)
+    )
+)
+
+
+@require_POST
+def prediction_delete(request, pk):
+    prediction = _get_prediction_or_404(request, pk, owner_only=True)
+    services.upload_delete(upload=prediction.upload, user=request.user)
+    messages.success(request, "The photo and its result are deleted.")
+    return redirect("classifier:predictions")
+
+
+@require_http_methods(["GET", "POST"])
+def account_delete(request):
+    form = AccountDeleteForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        user = request.user
+        logout(request)
+        services.user_delete(user=user)
+        messages.success(request, "Your account, your photos and your API keys are deleted.")
+        return redirect("login")
+    return render(request, "registration/account_delete.html", {"form": form})
 
 
 @require_GET

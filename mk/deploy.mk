@@ -26,7 +26,8 @@ nginx-test-deps:
 			"the nginx integration test will be skipped"; \
 	fi
 
-docker-test: $(DEPLOY_DEPS)
+# node-deps: the web image copies the live page's runtime from node_modules.
+docker-test: $(DEPLOY_DEPS) node-deps
 	PYTHON=$(DEPLOY_PYTHON) bash docker/docker-test.sh
 
 bench-http: $(DEPLOY_DEPS) nginx-test-deps

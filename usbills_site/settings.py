@@ -68,6 +68,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: before any header is believed or any body is read.
+    "classifier.middleware.ProxyHeadersMiddleware",
+    "classifier.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -136,6 +139,16 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# The live page's in-browser runtime (LiteRT.js, pinned in package.json; `npm
+# ci` installs it, the Dockerfile copies it in), never from a CDN: its code
+# as static files, its WebAssembly builds from LITERTJS_DIR through a view
+# (classifier/live/views.py says why).
+LITERTJS_DIR = BASE_DIR / "node_modules" / "@litertjs"
+STATICFILES_DIRS += [
+    (f"litertjs/{part}", LITERTJS_DIR / part)
+    for part in ("core/dist", "wasm-utils/dist")
+    if (LITERTJS_DIR / part).is_dir()
+]
 
 # Uploaded photos are private: no MEDIA_URL, nothing under static/. They are
 # served only by the photo views, which check the owner.
@@ -178,14 +191,33 @@ CLASSIFIER_MAX_UPLOAD_BYTES = env_int("CLASSIFIER_MAX_UPLOAD_BYTES", 10 * 1024 *
 CLASSIFIER_MAX_PIXELS = env_int("CLASSIFIER_MAX_PIXELS", 60_000_000)
 
 # Photos up to the cap stay in memory (they are read whole to be checked and
-# classified anyway); anything bigger is spooled to disk and then refused.
+# classified anyway). A body bigger than the cap plus room for the form around
+# the photo is refused before it is read (classifier.middleware), and no
+# uploaded file is kept beyond the cap plus one byte, which tells the form it
+# was too large.
 FILE_UPLOAD_MAX_MEMORY_SIZE = CLASSIFIER_MAX_UPLOAD_BYTES
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # non-file form fields only: Django's default
+CLASSIFIER_MAX_REQUEST_BYTES = CLASSIFIER_MAX_UPLOAD_BYTES + 256 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "classifier.middleware.CappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+# Form fields other than files: sign-in, feedback and admin forms are small.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 FILE_UPLOAD_PERMISSIONS = 0o640
 
-# Behind nginx: it terminates TLS and says so in X-Forwarded-Proto.
+# Behind nginx: it terminates TLS and says so in X-Forwarded-Proto. The
+# forwarding headers (X-Real-IP, X-Forwarded-*) are believed only from these
+# proxies (addresses or networks, "*" for any): the same variable gunicorn
+# reads for the same purpose, with gunicorn's default.
+TRUSTED_PROXIES = env_list("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-USE_X_FORWARDED_HOST = env_bool("DJANGO_USE_X_FORWARDED_HOST", True)
+# nginx passes the Host the client used; X-Forwarded-Host adds nothing but a
+# second header to forge.
+USE_X_FORWARDED_HOST = env_bool("DJANGO_USE_X_FORWARDED_HOST", False)
+# The site's origin, e.g. "https://bills.example.com": links in mails (password
+# reset) use it rather than whatever Host the request carried.
+SITE_URL = env_str("DJANGO_SITE_URL").rstrip("/")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
@@ -216,7 +248,13 @@ CACHES = {
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
         if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "usbills_cache"}
+        else {
+            "BACKEND": "classifier.cache.CountingDatabaseCache",
+            "LOCATION": "usbills_cache",
+            # Django culls a third of the table past 300 entries, counters
+            # included, which would restart someone's count mid-window.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
     )
 }
 
@@ -230,18 +268,31 @@ AXES_COOLOFF_TIME = env_int("DJANGO_LOGIN_COOLOFF_MINUTES", 15) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "429.html"
-AXES_CLIENT_IP_CALLABLE = "classifier.ratelimit.client_ip"
+AXES_CLIENT_IP_CALLABLE = "classifier.middleware.client_ip"
 AXES_VERBOSE = False
 
 # Uploads per user (classifier/ratelimit.py), e.g. "30/m", "500/h"; "off" for none.
 CLASSIFIER_UPLOAD_RATE = env_str("CLASSIFIER_UPLOAD_RATE", "30/m")
+# Sign-ups and password-reset requests per client address, and reset mails per
+# email address: each account is an upload budget, each mail lands in
+# someone's inbox.
+CLASSIFIER_ACCOUNT_RATE = env_str("CLASSIFIER_ACCOUNT_RATE", "10/h")
+CLASSIFIER_RESET_MAIL_RATE = env_str("CLASSIFIER_RESET_MAIL_RATE", "3/h")
 
-# Mail (password reset): printed to the console unless an SMTP host is set.
+# How often an open live page asks which model version is active: an
+# activation reaches it within this many seconds.
+CLASSIFIER_LIVE_POLL_SECONDS = env_int("CLASSIFIER_LIVE_POLL_SECONDS", 30)
+
+# Mail (password reset): sent by SMTP when a host is set; otherwise printed to
+# the console in development only. In production a reset link must never
+# reach the log, so without a host mails are dropped with a warning.
 EMAIL_HOST = env_str("DJANGO_EMAIL_HOST")
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
     else "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "classifier.mail.UnsentMailBackend"
 )
 EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 587)
 EMAIL_HOST_USER = env_str("DJANGO_EMAIL_HOST_USER")

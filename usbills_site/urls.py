@@ -11,6 +11,8 @@ admin.site.site_title = "usbills admin"
 
 urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
+    # Before Django's own: throttled, with links to the pinned origin.
+    path("accounts/password_reset/", views.password_reset, name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("classifier.api.urls")),

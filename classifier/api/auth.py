@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
@@ -44,6 +45,10 @@ def api_view(methods):
             except MultiPartParserError:
                 # Django would answer its HTML 400 page; an app expects JSON.
                 return error(400, "malformed_body", "The multipart body could not be read.")
+            except (TooManyFilesSent, TooManyFieldsSent) as exc:
+                return error(400, "too_many_parts", f"{exc} Send one photo in the field 'image'.")
+            except RequestDataTooBig:
+                return error(413, "too_large", "The form fields are too large.")
 
         def checked(request, *args, **kwargs):
             if request.method not in methods:

@@ -117,6 +117,33 @@ def schema(server_url: str = "/api/v1/") -> dict:
                         "404": _error("Not one of your predictions."),
                     },
                 },
+                "delete": {
+                    "operationId": "deletePrediction",
+                    "summary": "Delete one of your photos, its prediction and its thumbnail.",
+                    "parameters": [ID_PARAMETER],
+                    "responses": {
+                        "204": {"description": "Deleted."},
+                        **AUTH_ERRORS,
+                        "404": _error("Not one of your predictions."),
+                    },
+                },
+            },
+            "/predictions/{id}/photo/": {
+                "get": {
+                    "operationId": "getPredictionPhoto",
+                    "summary": "The photo as it was uploaded, in the type its content showed.",
+                    "parameters": [ID_PARAMETER],
+                    "responses": {
+                        "200": {
+                            "description": "The photo.",
+                            "content": {
+                                "image/*": {"schema": {"type": "string", "format": "binary"}}
+                            },
+                        },
+                        **AUTH_ERRORS,
+                        "404": _error("Not one of your predictions."),
+                    },
+                },
             },
             "/predictions/{id}/feedback/": {
                 "post": {

@@ -2,7 +2,7 @@ import json
 
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
-from django.http import JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -13,6 +13,7 @@ from classifier.errors import ServiceUnavailable
 from classifier.forms import UploadForm
 from classifier.ml import labels
 from classifier.ratelimit import limit_uploads
+from classifier.views import _private_file
 
 from .auth import api_view, error
 from .schema import schema as openapi_schema
@@ -41,7 +42,8 @@ def prediction_json(request, prediction) -> dict:
             "self": request.build_absolute_uri(reverse("api:prediction", args=[pk])),
             "feedback": request.build_absolute_uri(reverse("api:feedback", args=[pk])),
             "html": request.build_absolute_uri(prediction.get_absolute_url()),
-            "photo": request.build_absolute_uri(reverse("classifier:photo", args=[pk])),
+            # Reachable with the API key as well as the session.
+            "photo": request.build_absolute_uri(reverse("api:photo", args=[pk])),
         },
     }
 
@@ -98,12 +100,28 @@ def _create(request):
     return error(status, "invalid", first, fields=fields)
 
 
-@api_view(["GET"])
+@api_view(["GET", "DELETE"])
 def prediction_detail(request, pk):
     prediction = selectors.prediction_get_for_user(user=request.user, pk=pk)
     if prediction is None:
         return error(404, "not_found", "No such prediction.")
+    if request.method == "DELETE":
+        if prediction.upload.owner_id != request.user.pk:
+            return error(404, "not_found", "No such prediction.")
+        services.upload_delete(upload=prediction.upload, user=request.user)
+        return HttpResponse(status=204)
     return JsonResponse(prediction_json(request, prediction))
+
+
+@api_view(["GET"])
+def prediction_photo(request, pk):
+    prediction = selectors.prediction_get_for_user(user=request.user, pk=pk)
+    if prediction is None:
+        return error(404, "not_found", "No such prediction.")
+    try:
+        return _private_file(prediction.upload.file.name, prediction.upload.content_type)
+    except Http404:
+        return error(404, "not_found", "The photo is gone.")
 
 
 @api_view(["POST"])

@@ -7,15 +7,22 @@ uses the shipped model on a real photo of a note. The 30 MB file through
 nginx (a 413) is in test_load.py, which runs the real stack.
 """
 
+import functools
 import io
+import json
+import os
 import struct
+import subprocess
+import sys
+import time
 
 import pytest
 from PIL import Image
 
 from classifier import services
 from classifier.models import Prediction, Upload
-from conftest import image_bytes, media_files, uploaded
+from classifier.tests.hostile_images import encoded, png_by_hand, scan_bomb
+from conftest import REPO, image_bytes, media_files, uploaded
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +65,18 @@ def heic() -> bytes:
     """The start of an iPhone HEIC file: an ISO 'ftyp' box with the heic brand."""
     ftyp = b"ftypheic" + b"\0\0\0\0" + b"mif1heic"
     return struct.pack(">I", len(ftyp) + 4) + ftyp + b"\0" * 200
+
+
+@functools.cache
+def small_scan_bomb() -> bytes:
+    """2,000 empty scans over 4 megapixels: about 10 s of decoding, 0.3 MB."""
+    return scan_bomb(Image.new("L", (2000, 2000), 128), 2000)
+
+
+@functools.cache
+def progressive_too_big_to_hold() -> bytes:
+    """6000x6000 colour, progressive, no chroma subsampling: 412 MB of coefficients."""
+    return scan_bomb(Image.new("RGB", (6000, 6000), (9, 99, 199)), 11, subsampling=0)
 
 
 # name, bytes, file name, content type sent, what the user is told
@@ -107,6 +126,28 @@ REFUSED = [
         "This image has too many pixels",
     ),
     ("HEIC", heic, "IMG_0001.HEIC", "image/heic", "HEIC/HEIF photos are not supported"),
+    ("JPEG scan bomb", small_scan_bomb, "note.jpg", "image/jpeg", "more than 64 scans"),
+    (
+        "progressive JPEG too big to hold",
+        progressive_too_big_to_hold,
+        "note.jpg",
+        "image/jpeg",
+        "too large to decode",
+    ),
+    (
+        "60,000,000x1 PNG",
+        lambda: png_by_hand(60_000_000, 1),
+        "note.png",
+        "image/png",
+        "too long and thin",
+    ),
+    (
+        "lossless WebP of 9 megapixels",
+        lambda: encoded(Image.new("RGB", (3000, 3000), (1, 2, 3)), "WEBP", lossless=True),
+        "note.webp",
+        "image/webp",
+        "the limit is 8 megapixels for a WEBP",
+    ),
 ]
 
 
@@ -129,12 +170,58 @@ def test_refused_with_a_clear_message_and_nothing_left(
 
 
 def test_a_30_mb_file_is_refused_by_django_itself(user_client, media_root, settings):
+    # Refused from the Content-Length, before the body is read.
     data = b"\xff\xd8\xff\xe0" + b"\0" * (30 * 1024 * 1024)
+    response = user_client.post("/", {"image": uploaded(data)})
+    assert response.status_code == 413
+    assert "This file is too large: the limit is 10 MB." in response.content.decode()
+    assert Upload.objects.count() == 0
+    assert media_files(media_root) == []
+
+
+def test_a_file_just_over_the_cap_gets_the_forms_message(user_client, media_root, settings):
+    # Within the body cap (the form around the photo needs room), so it is
+    # read; the upload handler keeps only the cap plus one byte of it.
+    data = b"\xff\xd8\xff\xe0" + b"\0" * (10 * 1024 * 1024 + 100_000)
     response = user_client.post("/", {"image": uploaded(data)})
     assert response.status_code == 200
     assert "This file is too large: the limit is 10 MB." in response.content.decode()
     assert Upload.objects.count() == 0
     assert media_files(media_root) == []
+
+
+def test_the_scan_bomb_of_the_report_is_answered_within_3_seconds(user_client, media_root):
+    """7745x7745 greyscale, its smallest AC scan repeated 16,000 times: minutes of decoding."""
+    bomb = scan_bomb(Image.new("L", (7745, 7745), 128), 16_000)
+    assert len(bomb) < 2 * 1024 * 1024  # under nginx's body cap
+    start = time.perf_counter()
+    response = user_client.post("/", {"image": uploaded(bomb)})
+    took = time.perf_counter() - start
+    assert response.status_code == 200
+    assert "more than 64 scans" in response.content.decode()
+    assert took < 3, f"{took:.1f} s"
+    assert media_files(media_root) == []
+
+
+def test_thumbnails_keep_none_of_the_originals_metadata(user_client, media_root):
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # camera make
+    exif[0x8825] = {2: (51.0, 30.0, 0.0)}  # a GPS position
+    photo = encoded(
+        Image.new("RGB", (900, 600), (30, 90, 60)),
+        "JPEG",
+        exif=exif.tobytes(),
+        comment=b"secret comment",
+        icc_profile=b"\0" * 128,
+    )
+    assert user_client.post("/", {"image": uploaded(photo)}).status_code == 302
+    thumb = Upload.objects.get().thumbnail.read()
+    assert b"secret comment" not in thumb
+    assert b"PhoneMaker" not in thumb
+    with Image.open(io.BytesIO(thumb)) as img:
+        assert not img.getexif()
+        assert "comment" not in img.info
+        assert "icc_profile" not in img.info
 
 
 def test_twenty_files_in_one_request_are_refused(user_client, media_root):
@@ -271,6 +358,19 @@ def test_the_api_refuses_30_mb_with_413(api, media_root):
     assert media_files(media_root) == []
 
 
+def test_the_api_answers_too_many_files_or_fields_in_json(api, media_root, settings):
+    files = [uploaded(image_bytes(8, 8), f"note{i}.jpg") for i in range(101)]
+    response = api.post(API, {"image": files})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "too_many_parts"
+    fields = {f"field{i}": "x" for i in range(1001)}
+    response = api.post(API, fields)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "too_many_parts"
+    assert Upload.objects.count() == 0
+    assert media_files(media_root) == []
+
+
 def test_the_api_refuses_twenty_files(api, media_root):
     files = [uploaded(image_bytes(), f"note{i}.jpg") for i in range(20)]
     response = api.post(API, {"image": files})
@@ -289,3 +389,85 @@ def test_the_api_classifies_odd_but_real_photos(api, media_root, data, name, con
     response = api.post(API, {"image": uploaded(data(), name)})
     assert response.status_code == 201
     assert Upload.objects.get().content_type == content_type
+
+
+# Memory: the peak of a fresh process decoding each file as an upload does ----------
+
+MEASURE = """
+import json, os, resource, sys
+import django
+django.setup()
+from classifier import services
+from classifier.ml import preprocess
+data = open(sys.argv[1], "rb").read()
+# Measured in a child forked after the imports: its high-water mark starts at
+# its size at the fork, so what the imports briefly took cannot hide the decode.
+pid = os.fork()
+if pid == 0:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        image = preprocess.open_image(data)
+        services._thumbnail(image)
+        preprocess.to_input(image)
+        outcome = "classified"
+    except preprocess.InvalidImage:
+        outcome = "refused"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"outcome": outcome, "mb": (peak - before) / 1024}), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def peak_growth(path) -> dict:
+    """How much the peak memory (ru_maxrss, so C allocations count) grows while the
+    upload path decodes the file, thumbnails it and makes the model input."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "usbills_site.settings"}
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", MEASURE, str(path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+SIDE = 7745  # 60 megapixels: just under CLASSIFIER_MAX_PIXELS
+
+MEMORY_CASES = {
+    # The report's files: each took a worker up by 529 to 1,143 MB.
+    "lossless WebP 7745x7745": lambda: encoded(
+        Image.new("RGB", (SIDE, SIDE), (10, 20, 30)), "WEBP", lossless=True
+    ),
+    "16-bit RGBA PNG 7745x7745": lambda: png_by_hand(SIDE, SIDE, bit_depth=16, colour_type=6),
+    "32-bit float TIFF 7745x7745": lambda: encoded(
+        Image.new("F", (SIDE, SIDE)), "TIFF", compression="tiff_adobe_deflate"
+    ),
+    "PNG 60,000,000x1": lambda: png_by_hand(60_000_000, 1),
+    # The largest that are still accepted.
+    "16-bit RGBA PNG of 16 MP": lambda: png_by_hand(4000, 4000, bit_depth=16, colour_type=6),
+    "lossless WebP of 8 MP": lambda: encoded(
+        Image.new("RGBA", (2828, 2828), (10, 20, 30, 40)), "WEBP", lossless=True
+    ),
+    "float TIFF of 16 MP": lambda: encoded(
+        Image.new("F", (4000, 4000)), "TIFF", compression="tiff_adobe_deflate"
+    ),
+    "progressive colour JPEG of 60 MP, 64 scans": lambda: scan_bomb(
+        Image.new("RGB", (SIDE, SIDE), (9, 99, 199)), 64
+    ),
+    "progressive grey JPEG of 60 MP, 64 scans": lambda: scan_bomb(
+        Image.new("L", (SIDE, SIDE), 99), 64
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MEMORY_CASES))
+def test_no_upload_raises_a_workers_peak_memory_by_more_than_300_mb(case, tmp_path):
+    path = tmp_path / "upload"
+    path.write_bytes(MEMORY_CASES[case]())
+    assert path.stat().st_size <= 10 * 1024 * 1024
+    measured = peak_growth(path)
+    assert measured["mb"] < 300, f"{case}: {measured}"

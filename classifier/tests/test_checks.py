@@ -134,3 +134,21 @@ def test_check_deploy_fails_without_a_secret_key(tiny_model_dir):
     )
     assert result.returncode != 0
     assert "classifier.E010" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("backend", "ok"),
+    [
+        ("classifier.cache.CountingDatabaseCache", True),
+        ("classifier.cache.TolerantRedisCache", True),
+        ("django.core.cache.backends.db.DatabaseCache", False),  # get, then set
+        ("django.core.cache.backends.filebased.FileBasedCache", False),
+        ("django.core.cache.backends.dummy.DummyCache", False),
+    ],
+)
+def test_a_cache_that_cannot_count_stops_the_app(settings, backend, ok):
+    settings.CACHES = {"default": {"BACKEND": backend, "LOCATION": "x"}}
+    errors = checks.check_cache_counts()
+    assert (errors == []) is ok
+    if not ok:
+        assert errors[0].id == "classifier.E011"

@@ -13,6 +13,8 @@ import os
 import re
 import runpy
 import signal
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -117,6 +119,78 @@ def test_gunicorn_reloads_gracefully_on_hup(stack):
     assert set(statuses) == {200}, statuses
     log = (stack.workdir / "gunicorn.log").read_text()
     assert "Hang up" in log, log[-2000:]
+
+
+def test_two_scan_bombs_at_once_are_refused_quickly_and_healthz_stays_up(stack):
+    """The report's attack on both workers at once: each answered within 3 s."""
+    from PIL import Image
+
+    from classifier.tests.hostile_images import scan_bomb
+
+    bomb = scan_bomb(Image.new("L", (7745, 7745), 128), 16_000)
+    context = trusting_context(str(stack.cert_file))
+    attackers = []
+    for i in range(2):
+        client = Client(stack.https_url, ssl_context=context)
+        smoke.sign_up(client, f"bomber{i}")
+        attackers.append((client, client.get("/").csrf_token()))
+    results = {}
+
+    def attack(i):
+        client, token = attackers[i]
+        start = time.monotonic()
+        response = smoke.upload(client, bomb, token=token)
+        results[i] = (response.status, response.text, time.monotonic() - start)
+
+    threads = [threading.Thread(target=attack, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    health = Client(stack.https_url, ssl_context=context)
+    healthz = []
+    while any(t.is_alive() for t in threads):
+        start = time.monotonic()
+        healthz.append((health.get("/healthz").status, time.monotonic() - start))
+    for t in threads:
+        t.join()
+    for client, _ in attackers:
+        client.close()
+    health.close()
+    for status, text, took in results.values():
+        assert status == 200, text[:300]
+        assert "more than 64 scans" in text
+        assert took < 3, f"answered after {took:.1f} s"
+    assert all(status == 200 for status, _ in healthz), healthz
+    stored = stack.query(
+        "SELECT count(*) FROM classifier_upload p JOIN classifier_user u ON p.owner_id = u.id"
+        " WHERE u.username LIKE 'bomber%'"
+    )
+    assert stored == [(0,)]
+
+
+def test_gunicorn_reached_directly_refuses_a_huge_body_before_reading_it(stack):
+    """An anonymous POST to the sign-in page claiming 1.5 GB, straight to gunicorn."""
+    with socket.create_connection(("127.0.0.1", stack.app_port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /accounts/login/ HTTP/1.1\r\n"
+            b"Host: localhost\r\n"
+            b"X-Forwarded-Proto: https\r\n"
+            b"Cookie: csrftoken=" + b"a" * 32 + b"\r\n"
+            b"Content-Type: multipart/form-data; boundary=xyz\r\n"
+            b"Content-Length: "
+            + str(1_500 * 1024 * 1024).encode()
+            + b"\r\n\r\n"
+            + b"--xyz\r\n"
+            + b"\0" * 65536
+        )
+        start = time.monotonic()
+        answer = sock.recv(65536)
+        took = time.monotonic() - start
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert took < 3
+    # And the workers are free for everyone else.
+    client = Client(stack.https_url, ssl_context=trusting_context(str(stack.cert_file)))
+    assert client.get("/healthz").status == 200
+    client.close()
 
 
 def test_app_down_gives_the_friendly_page(stack):

@@ -11,9 +11,11 @@ import sys
 
 import pytest
 from django.conf import settings
+from django.http import HttpResponse
 from django.test import Client
 
 from classifier import ratelimit
+from classifier.middleware import ProxyHeadersMiddleware
 from classifier.models import Prediction, Upload
 from conftest import REDIS_AVAILABLE, REPO, TINY_MODELS, image_bytes, media_files, uploaded
 
@@ -291,3 +293,265 @@ def test_no_secret_in_the_repository():
     for line in example.splitlines():
         if line.startswith(("DJANGO_SECRET_KEY=", "POSTGRES_PASSWORD=")):
             assert line.split("=", 1)[1] == "", line
+
+
+# Forwarding headers: believed only from the proxies the deployment names -------
+
+OUTSIDER = "203.0.113.50"  # reaching gunicorn directly, not through nginx
+
+
+def test_a_forged_x_real_ip_does_not_dodge_the_sign_in_lockout(client, user):
+    # Each try claims a new address; from an untrusted peer none of them counts.
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        client.post(
+            "/accounts/login/",
+            {"username": "alice", "password": "wrong"},
+            REMOTE_ADDR=OUTSIDER,
+            HTTP_X_REAL_IP=f"198.51.100.{n}",
+        )
+    response = client.post(
+        "/accounts/login/",
+        {"username": "alice", "password": PASSWORD},
+        REMOTE_ADDR=OUTSIDER,
+        HTTP_X_REAL_IP="198.51.100.200",
+    )
+    assert response.status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("peer", "trusted", "expected"),
+    [
+        ("127.0.0.1", ["127.0.0.1", "::1"], "198.51.100.7"),  # nginx on the same machine
+        (OUTSIDER, ["127.0.0.1", "::1"], OUTSIDER),  # anyone else: their own address
+        ("10.0.3.4", ["10.0.0.0/8"], "198.51.100.7"),  # a proxy network
+        ("10.0.3.4", ["*"], "198.51.100.7"),
+        ("", ["127.0.0.1"], ""),  # a Unix socket
+    ],
+)
+def test_client_ip_believes_x_real_ip_only_from_trusted_proxies(
+    rf, settings, peer, trusted, expected
+):
+    settings.TRUSTED_PROXIES = trusted
+    request = rf.get("/", REMOTE_ADDR=peer, HTTP_X_REAL_IP="198.51.100.7")
+    assert ratelimit.client_ip(request) == expected
+
+
+def test_untrusted_peers_lose_every_forwarding_header(rf, settings):
+    seen = {}
+
+    def capture(request):
+        seen.update(request.META)
+        return HttpResponse()
+
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    headers = {
+        "HTTP_X_REAL_IP": "1.2.3.4",
+        "HTTP_X_FORWARDED_FOR": "1.2.3.4",
+        "HTTP_X_FORWARDED_HOST": "evil.example:31337",
+        "HTTP_X_FORWARDED_PROTO": "https",
+    }
+    ProxyHeadersMiddleware(capture)(rf.get("/", REMOTE_ADDR=OUTSIDER, **headers))
+    assert not set(headers) & set(seen)
+    seen.clear()
+    ProxyHeadersMiddleware(capture)(rf.get("/", REMOTE_ADDR="127.0.0.1", **headers))
+    assert set(headers) <= set(seen)
+
+
+def _access_log_client(peer, header_value, allow):
+    import runpy
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    conf = runpy.run_path(str(REPO / "gunicorn.conf.py"))
+    cfg = Config()
+    cfg.set("forwarded_allow_ips", allow)
+    cfg.set("access_log_format", conf["access_log_format"])
+    logger = conf["AccessLogger"](cfg)
+    environ = {
+        "REMOTE_ADDR": peer,
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_X_REAL_IP": header_value,
+        "HTTP_X_FORWARDED_FOR": header_value,
+    }
+    req = SimpleNamespace(headers=[("X-REAL-IP", header_value)])
+    resp = SimpleNamespace(status="200 OK", sent=10, headers=[])
+    return logger.atoms(resp, req, environ, timedelta(seconds=0))["client"]
+
+
+def test_the_access_log_names_the_peer_unless_a_trusted_proxy_forwarded():
+    assert _access_log_client(OUTSIDER, "10.9.9.9", "127.0.0.1,::1") == OUTSIDER
+    assert _access_log_client("127.0.0.1", "198.51.100.7", "127.0.0.1,::1") == "198.51.100.7"
+
+
+def test_gunicorn_listens_on_loopback_unless_told_otherwise(monkeypatch):
+    import runpy
+
+    monkeypatch.delenv("GUNICORN_BIND", raising=False)
+    assert runpy.run_path(str(REPO / "gunicorn.conf.py"))["bind"] == "127.0.0.1:8000"
+
+
+# Request bodies: capped before they are read --------------------------------------
+
+
+def test_an_anonymous_post_claiming_1_5_gb_is_refused_unread(client):
+    # The claim alone is enough: the body is never read, so nothing is sent here.
+    response = client.post(
+        "/accounts/login/",
+        data=b"",
+        content_type="multipart/form-data; boundary=x",
+        CONTENT_LENGTH=str(1_500 * 1024 * 1024),
+    )
+    assert response.status_code == 413
+    assert "too large" in response.content.decode()
+
+
+def test_form_fields_are_capped_too(client):
+    body = "username=" + "a" * (300 * 1024) + "&password=x"
+    response = client.post(
+        "/accounts/login/", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400
+
+
+# The upload rate limit under concurrency, on the database cache -------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_cache_counts_concurrent_uploads_exactly(settings, make_user):
+    import threading
+
+    from django.core.management import call_command
+    from django.db import connections
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "classifier.cache.CountingDatabaseCache",
+            "LOCATION": "usbills_test_counts",
+        }
+    }
+    call_command("createcachetable", verbosity=0)
+    settings.CLASSIFIER_UPLOAD_RATE = "30/h"
+    user = make_user("racer")
+    barrier = threading.Barrier(16)
+    allowed = []
+
+    def upload_four_times():
+        try:
+            barrier.wait()
+            for _ in range(4):
+                allowed.append(ratelimit.upload_rate_hit(user=user).allowed)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=upload_four_times) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(allowed) == 64
+    assert allowed.count(True) == 30
+
+
+# Sign-up and password reset: throttled per client and per address ---------------
+
+
+def _signup(n, ip="192.0.2.10", **extra):
+    return Client().post(
+        "/accounts/signup/",
+        {"username": f"newcomer{n}", "password1": PASSWORD, "password2": PASSWORD},
+        REMOTE_ADDR=ip,
+        **extra,
+    )
+
+
+def test_sign_ups_are_throttled_per_client(settings):
+    settings.CLASSIFIER_ACCOUNT_RATE = "5/h"
+    for n in range(5):
+        assert _signup(n).status_code == 302
+    response = _signup(5)
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+    assert "too many sign-ups" in response.content.decode()
+    # A forged X-Real-IP from an untrusted peer changes nothing...
+    assert _signup(6, HTTP_X_REAL_IP="198.51.100.77").status_code == 429
+    # ...another client is not affected.
+    assert _signup(7, ip="192.0.2.11").status_code == 302
+
+
+def _reset(email, ip="192.0.2.20", **extra):
+    return Client().post("/accounts/password_reset/", {"email": email}, REMOTE_ADDR=ip, **extra)
+
+
+def test_reset_mails_are_throttled_per_address(make_user, settings, mailoutbox):
+    settings.CLASSIFIER_RESET_MAIL_RATE = "3/h"
+    make_user("carol", email="carol@example.com")
+    for n in range(3):
+        assert _reset("carol@example.com", ip=f"192.0.2.{30 + n}").status_code == 302
+    assert _reset("Carol@Example.com", ip="192.0.2.40").status_code == 429
+    assert len(mailoutbox) == 3
+
+
+def test_reset_requests_are_throttled_per_client(make_user, settings, mailoutbox):
+    settings.CLASSIFIER_ACCOUNT_RATE = "5/h"
+    for n in range(5):
+        assert _reset(f"nobody{n}@example.com").status_code == 302
+    assert _reset("nobody9@example.com").status_code == 429
+
+
+# Password-reset links: never steered by the request's headers -------------------
+
+
+def test_x_forwarded_host_does_not_reach_reset_links(make_user, mailoutbox):
+    make_user("carol", email="carol@example.com")
+    response = _reset("carol@example.com", ip="127.0.0.1", HTTP_X_FORWARDED_HOST="localhost:31337")
+    assert response.status_code == 302
+    assert "31337" not in mailoutbox[0].body
+    assert "http://testserver/accounts/reset/" in mailoutbox[0].body
+
+
+def test_a_pinned_site_url_is_used_whatever_the_host(make_user, settings, mailoutbox):
+    settings.SITE_URL = "https://bills.example.com"
+    settings.ALLOWED_HOSTS = ["bills.example.com", "localhost"]
+    make_user("carol", email="carol@example.com")
+    _reset("carol@example.com", HTTP_HOST="localhost:31337")
+    assert "https://bills.example.com/accounts/reset/" in mailoutbox[0].body
+    assert "31337" not in mailoutbox[0].body
+
+
+def test_without_a_mail_host_production_logs_no_reset_link(caplog, capsys):
+    from django.core.mail import EmailMessage
+
+    from classifier.mail import UnsentMailBackend
+
+    link = "https://bills.example.com/accounts/reset/MQ/secret-token/"
+    sent = UnsentMailBackend().send_messages([EmailMessage("Reset", link, to=["a@example.com"])])
+    assert sent == 0
+    assert "not sent" in caplog.text
+    assert "secret-token" not in caplog.text
+    assert "secret-token" not in capsys.readouterr().out
+    out = _production(["-c", "from django.conf import settings as s; print(s.EMAIL_BACKEND)"])
+    assert out.stdout.strip() == "classifier.mail.UnsentMailBackend", out.stderr
+
+
+# Staff: what they may see comes from permissions, not from is_staff ---------------
+
+
+def test_staff_without_permissions_see_no_one_elses_photos(
+    client, user, make_user, make_prediction
+):
+    from django.contrib.auth.models import Permission
+
+    prediction = make_prediction(user)
+    staff = make_user("helper", is_staff=True)
+    client.force_login(staff)
+    for url in ("/predictions/{pk}/", "/predictions/{pk}/photo/", "/predictions/{pk}/thumbnail/"):
+        assert client.get(url.format(pk=prediction.pk)).status_code == 404, url
+    assert client.get("/admin/classifier/prediction/").status_code == 403
+    staff.user_permissions.add(Permission.objects.get(codename="view_prediction"))
+    staff = type(staff).objects.get(pk=staff.pk)  # the permission cache starts afresh
+    client.force_login(staff)
+    assert client.get(f"/predictions/{prediction.pk}/photo/").status_code == 200

@@ -269,7 +269,7 @@ def test_a_corrupt_model_stops_the_app_from_starting(tmp_path, tiny_model_dir):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("blocked", ["photos", "thumbnails"])
+@pytest.mark.parametrize("blocked", ["photos", "thumbnails", "display"])
 def test_unwritable_media_is_a_clear_error_with_nothing_half_saved(
     user_client, media_root, blocked
 ):

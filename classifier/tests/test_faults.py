@@ -167,7 +167,8 @@ def test_database_outage_is_a_503_and_the_app_recovers_without_a_restart(stack, 
     assert stack.gunicorn.poll() is None
     assert stack.gunicorn.pid == master
     assert stack.query("SELECT count(*) FROM classifier_upload")[0][0] == 2
-    assert len(stack.media_names()) == len(files_before) + 2
+    # One more upload: its photo, thumbnail and display copy.
+    assert len(stack.media_names()) == len(files_before) + 3
 
 
 # A worker killed mid-request --------------------------------------------------

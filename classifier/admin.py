@@ -1,9 +1,13 @@
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
+from django.shortcuts import redirect
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -73,32 +77,74 @@ class ReviewedFilter(admin.SimpleListFilter):
         return queryset
 
 
+def ask_before_changing_reviewed(modeladmin, request, queryset, description):
+    """(queryset to change, None), or (None, a page that asks first) when some of the
+    chosen photos were reviewed already: a bulk action must not silently undo a review."""
+    choice = request.POST.get("reviewed")
+    if choice == "change":
+        return queryset, None
+    if choice == "skip":
+        return queryset.filter(reviewed_label=""), None
+    reviewed = queryset.exclude(reviewed_label="")
+    if not reviewed.exists():
+        return queryset, None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Change photos that were reviewed already?",
+        "opts": modeladmin.model._meta,
+        "description": description,
+        "count": queryset.count(),
+        "reviewed": reviewed[:50],
+        "reviewed_count": reviewed.count(),
+        "action": request.POST.get("action", ""),
+        "select_across": request.POST.get("select_across", "0"),
+        "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+        "action_checkbox_name": ACTION_CHECKBOX_NAME,
+    }
+    page = TemplateResponse(request, "admin/classifier/prediction/confirm_reviewed.html", context)
+    return None, page
+
+
 def _relabel_action(label):
+    description = f"Relabel as {labels.display(label)}"
+
     def action(modeladmin, request, queryset):
+        queryset, page = ask_before_changing_reviewed(modeladmin, request, queryset, description)
+        if page is not None:
+            return page
+        n = 0
         for prediction in queryset:
-            services.prediction_review(prediction=prediction, reviewer=request.user, label=label)
+            services.prediction_review(
+                prediction=prediction, reviewer=request.user, label=label, how="bulk action"
+            )
+            n += 1
         modeladmin.message_user(
-            request, f"Relabelled {len(queryset)} as {labels.display(label)}.", messages.SUCCESS
+            request, f"Relabelled {n} as {labels.display(label)}.", messages.SUCCESS
         )
 
-    name = "not a bill" if label == labels.NOT_A_BILL else labels.display(label)
     action.__name__ = f"relabel_as_{label}"
-    return admin.action(description=f"Relabel as {name}")(action)
+    return admin.action(description=description, permissions=["change"])(action)
+
+
+# The review screen's keys: 1 to 8 for the classes in their order.
+REVIEW_KEYS = {label: str(i) for i, label in enumerate(labels.CLASSES, start=1)}
+# Photos a reviewer skipped in this session, so the queue moves on past them.
+REVIEW_SKIPPED = "review_skipped"
 
 
 @admin.register(Prediction)
 class PredictionAdmin(admin.ModelAdmin):
+    # Narrow enough for 1280 px; the model version is a filter, not a column.
     list_display = [
         "thumbnail",
-        "owner",
         "answer_display",
         "confidence_display",
         "user_flag",
         "reviewed_label",
-        "model_version",
+        "owner",
         "created",
     ]
-    list_display_links = ["thumbnail", "answer_display"]
+    list_display_links = ["answer_display"]
     list_filter = [
         "answer",
         ConfidenceBandFilter,
@@ -113,15 +159,23 @@ class PredictionAdmin(admin.ModelAdmin):
     date_hierarchy = "created"
     actions = [
         "confirm_answer",
+        "accept_user_label",
         *(_relabel_action(c) for c in labels.CLASSES),
     ]
+    # The reviewed label right under the photo: both fit on one screen.
     fieldsets = [
         ("Photo", {"fields": ["photo", "upload_details"]}),
+        ("Review", {"fields": ["reviewed_label", "reviewed_by", "reviewed_at"]}),
+        (
+            "What the user said",
+            {"fields": ["owner", "user_label", "user_flagged", "user_labelled_at"]},
+        ),
         (
             "What the model said",
             {
                 "fields": [
                     "answer",
+                    "band",
                     "label",
                     "confidence_display",
                     "probability_table",
@@ -144,11 +198,6 @@ class PredictionAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        (
-            "What the user said",
-            {"fields": ["owner", "user_label", "user_flagged", "user_labelled_at"]},
-        ),
-        ("Review", {"fields": ["reviewed_label", "reviewed_by", "reviewed_at"]}),
     ]
     # Everything on the page but the reviewed label is the record of what happened.
     readonly_fields = [f for _, o in fieldsets for f in o["fields"] if f != "reviewed_label"]
@@ -166,19 +215,143 @@ class PredictionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # the model's record is kept; relabel instead
 
+    class Media:
+        css = {"all": ["classifier/admin.css"]}
+
+    def get_urls(self):
+        review = [
+            path(
+                "review/",
+                self.admin_site.admin_view(self.review_next),
+                name="classifier_prediction_review_next",
+            ),
+            path(
+                "review/<int:pk>/",
+                self.admin_site.admin_view(self.review_view),
+                name="classifier_prediction_review",
+            ),
+        ]
+        return [*review, *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"review_queue": selectors.prediction_review_queue().count()}
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
+
+    def review_next(self, request):
+        """The first photo in the queue that this session has not skipped."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        if request.GET.get("restart"):
+            request.session.pop(REVIEW_SKIPPED, None)
+        skipped = request.session.get(REVIEW_SKIPPED, [])
+        upcoming = selectors.prediction_review_queue(skip=skipped).first()
+        if upcoming is not None:
+            return redirect("admin:classifier_prediction_review", upcoming.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Review queue",
+            "opts": self.model._meta,
+            "skipped": len(skipped),
+        }
+        return TemplateResponse(request, "admin/classifier/prediction/review_done.html", context)
+
+    def review_view(self, request, pk):
+        """One photo, large, with the model's top 3 and the owner's label; one key per label."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        prediction = selectors.prediction_list_for_review().filter(pk=pk).first()
+        if prediction is None:
+            raise Http404("No such prediction.")
+        if request.method == "POST":
+            return self._review_post(request, prediction)
+        skipped = request.session.get(REVIEW_SKIPPED, [])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Review photo #{prediction.pk}",
+            "opts": self.model._meta,
+            "prediction": prediction,
+            "top": [(label, labels.display(label), p) for label, p in prediction.top(3)],
+            "choices": [(c, labels.display(c), REVIEW_KEYS[c]) for c in labels.CLASSES],
+            "remaining": selectors.prediction_review_queue(skip=skipped).count(),
+        }
+        return TemplateResponse(request, "admin/classifier/prediction/review.html", context)
+
+    def _review_post(self, request, prediction):
+        choice = request.POST.get("choice", "")
+        if choice == "skip":
+            skipped = request.session.get(REVIEW_SKIPPED, [])
+            request.session[REVIEW_SKIPPED] = [*skipped, prediction.pk][-1000:]
+        elif choice == "user" and prediction.user_label:
+            services.prediction_accept_user_label(
+                prediction=prediction, reviewer=request.user, how="review screen"
+            )
+        elif choice in labels.CLASSES:
+            services.prediction_review(
+                prediction=prediction, reviewer=request.user, label=choice, how="review screen"
+            )
+        else:
+            self.message_user(request, "Choose a label.", messages.ERROR)
+            return redirect("admin:classifier_prediction_review", prediction.pk)
+        if choice != "skip":
+            self.message_user(
+                request,
+                f"#{prediction.pk} reviewed as {labels.display(prediction.reviewed_label)}.",
+                messages.SUCCESS,
+            )
+        return redirect("admin:classifier_prediction_review_next")
+
+    def log_change(self, request, obj, message):
+        # The reviewed label is the only field, and prediction_review logs each
+        # change of it with the old and new label: a second line would repeat it.
+        return None
+
     def save_model(self, request, obj, form, change):
         # The only editable field is the reviewed label, and it goes through
         # the service so that who and when are recorded.
         if "reviewed_label" in form.changed_data:
+            # The form has put the new label on obj already; the service must
+            # see the old one to log the change.
+            obj.reviewed_label = form.initial.get("reviewed_label", "")
             services.prediction_review(
-                prediction=obj, reviewer=request.user, label=form.cleaned_data["reviewed_label"]
+                prediction=obj,
+                reviewer=request.user,
+                label=form.cleaned_data["reviewed_label"],
+                how="edited on its page",
             )
 
-    @admin.action(description="Confirm the model's answer")
-    def confirm_answer(self, request, queryset):
+    @admin.action(description="Accept the user's label", permissions=["change"])
+    def accept_user_label(self, request, queryset):
+        queryset, page = ask_before_changing_reviewed(
+            self, request, queryset, "Accept the user's label"
+        )
+        if page is not None:
+            return page
         done = skipped = 0
         for prediction in queryset:
-            if services.prediction_confirm(prediction=prediction, reviewer=request.user):
+            if services.prediction_accept_user_label(
+                prediction=prediction, reviewer=request.user, how="bulk action"
+            ):
+                done += 1
+            else:
+                skipped += 1
+        self.message_user(request, f"Accepted the user's label on {done}.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request, f"Skipped {skipped}: their owners gave no label.", messages.WARNING
+            )
+
+    @admin.action(description="Confirm the model's answer", permissions=["change"])
+    def confirm_answer(self, request, queryset):
+        queryset, page = ask_before_changing_reviewed(
+            self, request, queryset, "Confirm the model's answer"
+        )
+        if page is not None:
+            return page
+        done = skipped = 0
+        for prediction in queryset:
+            if services.prediction_confirm(
+                prediction=prediction, reviewer=request.user, how="bulk action"
+            ):
                 done += 1
             else:
                 skipped += 1
@@ -193,10 +366,14 @@ class PredictionAdmin(admin.ModelAdmin):
 
     @admin.display(description="photo")
     def thumbnail(self, obj):
+        # A link of its own to the page-size copy: a click shows the photo large.
         return format_html(
-            '<img src="{}" alt="" width="80" loading="lazy" style="max-height:80px;'
-            'object-fit:contain">',
+            '<a class="review-thumb" href="{}" target="_blank" rel="noopener" '
+            'title="Open the photo large"><img src="{}" alt="photo #{}" width="64" height="64" '
+            'loading="lazy"></a>',
+            reverse("classifier:display", args=[obj.pk]),
             reverse("classifier:thumbnail", args=[obj.pk]),
+            obj.pk,
         )
 
     @admin.display(description="user", ordering="upload__owner__username")
@@ -225,12 +402,13 @@ class PredictionAdmin(admin.ModelAdmin):
 
     @admin.display(description="photo")
     def photo(self, obj):
-        url = reverse("classifier:photo", args=[obj.pk])
         return format_html(
             '<a href="{}"><img src="{}" alt="the uploaded photo" '
-            'style="max-width:min(640px,100%);height:auto"></a>',
-            url,
-            url,
+            'style="max-width:min(640px,100%);max-height:40vh;height:auto"></a>'
+            '<p><a href="{}">Review it on the review screen</a></p>',
+            reverse("classifier:photo", args=[obj.pk]),
+            reverse("classifier:display", args=[obj.pk]),
+            reverse("admin:classifier_prediction_review", args=[obj.pk]),
         )
 
     @admin.display(description="file")
@@ -284,6 +462,18 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # versions are registered from model files
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Every field is read-only: no Save buttons on a page with nothing to save.
+        no_saving = {
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "show_delete": False,
+        }
+        return super().change_view(
+            request, object_id, form_url, {**no_saving, **(extra_context or {})}
+        )
 
     def has_delete_permission(self, request, obj=None):
         return False  # predictions point at them
@@ -394,6 +584,15 @@ def _share(value):
 
 def chart_svg(days: list[dict], width: int = 560, height: int = 160):
     """Accuracy on reviewed photos (blue) and share flagged (red) by day, as inline SVG."""
+    if len(days) == 1:
+        # A line needs two days; one day is said in words.
+        d = days[0]
+        return _render(
+            "chart",
+            one_day=d,
+            accuracy=_share(d["accuracy"]),
+            flagged=_share(d["flagged_share"]),
+        )
     step = width / max(len(days) - 1, 1)
 
     def points(key):
@@ -402,6 +601,15 @@ def chart_svg(days: list[dict], width: int = 560, height: int = 160):
             for i, d in enumerate(days)
             if d[key] is not None
         )
+
+    def dots(key):
+        # A dot on every day with a value: a day between days without reviews
+        # has no line to either side, and would vanish without one.
+        return [
+            (f"{i * step:.1f}", f"{height - d[key] * height:.1f}")
+            for i, d in enumerate(days)
+            if d[key] is not None
+        ]
 
     return _render(
         "chart",
@@ -412,6 +620,8 @@ def chart_svg(days: list[dict], width: int = 560, height: int = 160):
         view_height=height + 8,
         accuracy_points=points("accuracy"),
         flagged_points=points("flagged_share"),
+        accuracy_dots=dots("accuracy"),
+        flagged_dots=dots("flagged_share"),
     )
 
 

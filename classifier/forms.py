@@ -7,7 +7,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
 
 from . import services
-from .ml import labels
+from .ml import labels, preprocess
 from .models import User
 
 
@@ -59,7 +59,7 @@ class AccountDeleteForm(forms.Form):
 # plainly rather than "not an image".
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif")
 HEIF_MESSAGE = (
-    "HEIC/HEIF photos are not supported. Please upload a JPEG, PNG or WebP "
+    f"HEIC/HEIF photos are not supported. Please upload a {preprocess.FORMAT_NAMES} "
     "(on an iPhone: Settings, Camera, Formats, Most Compatible)."
 )
 

@@ -5,6 +5,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .ml import labels
+from .ml.predictor import BANDS, ConfidenceBands
 
 CLASS_CHOICES = [(c, labels.display(c)) for c in labels.CLASSES]
 ANSWER_CHOICES = [
@@ -111,6 +112,9 @@ class Upload(models.Model):
     )
     file = models.FileField(max_length=200)
     thumbnail = models.FileField(max_length=200)
+    # A page-size copy for the result page and the review screen, so a phone
+    # does not fetch the whole original. Empty for uploads made before it existed.
+    display = models.FileField(max_length=200, blank=True)
     content_type = models.CharField(max_length=40)
     sha256 = models.CharField(max_length=64, db_index=True)
     size = models.PositiveIntegerField(help_text="bytes")
@@ -154,6 +158,12 @@ class Prediction(models.Model):
         max_length=20, choices=ANSWER_CHOICES, help_text="the note shown, or unknown"
     )
     threshold = models.FloatField(help_text="the model's confidence threshold for an answer")
+    band = models.CharField(
+        max_length=12,
+        choices=[(b, b) for b in BANDS],
+        blank=True,
+        help_text="what the user was told: sure, unsure, not_a_note or unknown; empty if older",
+    )
     inference_ms = models.FloatField(help_text="decoding + forward pass, milliseconds")
     created = models.DateTimeField(default=timezone.now)
 
@@ -210,13 +220,34 @@ class Prediction(models.Model):
         """The class the model committed to, or None when it was unsure of a note."""
         if self.answer != labels.UNKNOWN:
             return self.answer
-        if self.label == labels.NOT_A_BILL:
+        if self.shown_band == "not_a_note":
             return labels.NOT_A_BILL
         return None
 
     @property
     def is_answered(self) -> bool:
         return self.answer != labels.UNKNOWN
+
+    @property
+    def shown_band(self) -> str:
+        """The band the answer was shown in; worked out from the threshold for older rows."""
+        if self.band:
+            return self.band
+        return ConfidenceBands.from_card({"threshold": self.threshold}).band(
+            self.label, self.confidence
+        )
+
+    @property
+    def headline(self) -> str:
+        """The answer in words, as the result page and the history put it."""
+        band = self.shown_band
+        if band == "sure":
+            return labels.display(self.answer)
+        if band == "unsure":
+            return f"Might be {labels.display(self.answer)}"
+        if band == "not_a_note":
+            return "Not a US note"
+        return "Can't identify"
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         """The k most probable classes, most probable first."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import TruncDate
 
+from .ml import labels
+from .ml.predictor import DEFAULT_SURE, NO_ANSWER, UNSURE
 from .models import ApiToken, ModelVersion, Prediction
 
 
@@ -57,6 +59,21 @@ def prediction_list_for_review() -> QuerySet[Prediction]:
     )
 
 
+def prediction_review_queue(*, skip=()) -> QuerySet[Prediction]:
+    """What a reviewer should look at, in the admin's order: not yet reviewed, and
+    flagged by its owner or not answered plainly (unsure, or no answer)."""
+    doubtful = Q(band__in=[UNSURE, NO_ANSWER]) | Q(
+        # Predictions made before bands were stored.
+        Q(answer=labels.UNKNOWN) | Q(confidence__lt=DEFAULT_SURE),
+        band="",
+    )
+    return (
+        prediction_list_for_review()
+        .filter(Q(user_flagged=True) | doubtful, reviewed_label="")
+        .exclude(pk__in=list(skip))
+    )
+
+
 def prediction_list_labelled() -> QuerySet[Prediction]:
     """Predictions whose true class a reviewer has set: the next training data."""
     return Prediction.objects.exclude(reviewed_label="").select_related("upload").order_by("pk")
@@ -89,7 +106,10 @@ def model_version_performance(*, version: ModelVersion) -> dict:
     reviewed = qs.exclude(reviewed_label="")
     right = reviewed.filter(label=F("reviewed_label"))
     total, n_reviewed = qs.count(), reviewed.count()
-    answers = dict(qs.values_list("answer").annotate(n=Count("pk")).order_by("answer"))
+    counted = dict(qs.values_list("answer").annotate(n=Count("pk")).order_by())
+    # In the classes' own order ($1, $2, $5, ... then unknown), not as text.
+    order = [*labels.CLASSES, labels.UNKNOWN]
+    answers = {a: counted[a] for a in order if a in counted}
     days = (
         qs.annotate(day=TruncDate("created"))
         .values("day")

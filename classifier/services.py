@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from PIL import Image
@@ -40,6 +42,8 @@ FORMAT_TYPES = {
 }
 # The decode size of the photo, so that one decode serves the thumbnail and the model.
 THUMBNAIL_SIZE = preprocess.DECODE_SIZE
+# The longest side of the copy shown on the result page and the review screen.
+DISPLAY_SIZE = 960
 
 
 @dataclass(frozen=True)
@@ -98,11 +102,13 @@ def upload_create(*, user, file, device: DeviceAnswer | None = None) -> Predicti
     try:
         stored.append(default_storage.save(f"photos/{stem}.{ext}", ContentFile(data)))
         stored.append(default_storage.save(f"thumbnails/{stem}.jpg", _thumbnail(image)))
+        stored.append(default_storage.save(f"display/{stem}.jpg", display_rendition(image)))
         with transaction.atomic():
             upload = Upload.objects.create(
                 owner=user,
                 file=stored[0],
                 thumbnail=stored[1],
+                display=stored[2],
                 content_type=content_type,
                 sha256=hashlib.sha256(data).hexdigest(),
                 size=len(data),
@@ -118,6 +124,7 @@ def upload_create(*, user, file, device: DeviceAnswer | None = None) -> Predicti
                 probabilities=result.probabilities,
                 answer=result.answer,
                 threshold=result.threshold,
+                band=result.band,
                 inference_ms=inference_ms,
                 **_device_fields(device, result.answer),
             )
@@ -156,22 +163,56 @@ def prediction_set_feedback(*, prediction: Prediction, user, label: str) -> Pred
 
 
 @transaction.atomic
-def prediction_review(*, prediction: Prediction, reviewer, label: str) -> Prediction:
-    """Set the reviewed label (or clear it with ""), recording who and when."""
+def prediction_review(*, prediction: Prediction, reviewer, label: str, how: str = "") -> Prediction:
+    """Set the reviewed label (or clear it with ""), recording who, when and what it was."""
     if label and label not in labels.CLASSES:
         raise ValidationError(f"{label!r} is not a class.", code="invalid_label")
+    before = prediction.reviewed_label
     prediction.reviewed_label = label
     prediction.reviewed_by = reviewer if label else None
     prediction.reviewed_at = timezone.now() if label else None
     prediction.save(update_fields=["reviewed_label", "reviewed_by", "reviewed_at"])
+    if label != before:
+        # Every change of a training label leaves a line on the object's
+        # history page, whichever screen or bulk action made it.
+        said = f"Reviewed label: {_label_or_none(before)} → {_label_or_none(label)}"
+        LogEntry.objects.log_actions(
+            reviewer.pk,
+            [prediction],
+            CHANGE,
+            f"{said} ({how})" if how else said,
+            single_object=True,
+        )
     return prediction
 
 
-def prediction_confirm(*, prediction: Prediction, reviewer) -> bool:
+def _label_or_none(label: str) -> str:
+    return labels.display(label) if label else "none"
+
+
+def prediction_confirm(*, prediction: Prediction, reviewer, how: str = "") -> bool:
     """Review a prediction as the model's own answer; False when it gave none to confirm."""
     if prediction.claimed_label is None:
         return False
-    prediction_review(prediction=prediction, reviewer=reviewer, label=prediction.claimed_label)
+    prediction_review(
+        prediction=prediction,
+        reviewer=reviewer,
+        label=prediction.claimed_label,
+        how=how or "the model's answer confirmed",
+    )
+    return True
+
+
+def prediction_accept_user_label(*, prediction: Prediction, reviewer, how: str = "") -> bool:
+    """Review a prediction as what its owner said it shows; False when they said nothing."""
+    if not prediction.user_label:
+        return False
+    prediction_review(
+        prediction=prediction,
+        reviewer=reviewer,
+        label=prediction.user_label,
+        how=how or "the user's label accepted",
+    )
     return True
 
 
@@ -243,15 +284,29 @@ def _thumbnail(image: Image.Image) -> ContentFile:
     return ContentFile(out.getvalue())
 
 
+def display_rendition(image: Image.Image) -> ContentFile:
+    """A JPEG of the decoded photo for pages, at most DISPLAY_SIZE on its longest side."""
+    # Made from the decode the model and the thumbnail use: a JPEG decoded at
+    # reduced size (Image.draft) is already a few hundred pixels across, which
+    # is what a result page shows, and costs nothing more to get.
+    shown = image.copy()
+    shown.thumbnail((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    out = io.BytesIO()
+    # Plain baseline JPEG: "optimize" and "progressive" save 4% of the bytes
+    # and cost twenty times the encoding time on the upload path.
+    shown.save(out, "JPEG", quality=80)
+    return ContentFile(out.getvalue())
+
+
 # Deleting data ------------------------------------------------------------------
 
 
 def upload_delete(*, upload: Upload, user) -> None:
-    """Delete one of the user's photos: its row, its prediction, the photo and the thumbnail."""
+    """Delete one of the user's photos: its row, its prediction and its three files."""
     if upload.owner_id != user.pk:
         raise PermissionDenied("only the owner can delete a photo")
     with transaction.atomic():
-        names = [upload.file.name, upload.thumbnail.name]
+        names = [upload.file.name, upload.display.name, upload.thumbnail.name]
         upload.delete()
         # The files go once the rows are gone for good: a rolled-back delete
         # must not leave rows pointing at nothing.
@@ -264,8 +319,10 @@ def user_delete(*, user) -> None:
     with transaction.atomic():
         names = [
             name
-            for pair in Upload.objects.filter(owner=user).values_list("file", "thumbnail")
-            for name in pair
+            for files in Upload.objects.filter(owner=user).values_list(
+                "file", "display", "thumbnail"
+            )
+            for name in files
         ]
         pk = user.pk
         # API keys, uploads and predictions go with the user (on_delete=CASCADE);
@@ -284,6 +341,42 @@ def _delete_files(names) -> None:
         except OSError:
             # The rows are gone; a file left behind is found by its missing row.
             log.exception("could not delete %s", name)
+
+
+# Reviewers ----------------------------------------------------------------------
+
+REVIEWER_GROUP = "Reviewers"
+# Enough to use the review screen and the prediction list, and to read the
+# model versions' figures; nothing to delete, activate or add.
+REVIEWER_PERMISSIONS = (
+    ("classifier", "view_prediction"),
+    ("classifier", "change_prediction"),
+    ("classifier", "view_modelversion"),
+)
+
+
+@transaction.atomic
+def reviewer_group_ensure(*, users=()):
+    """Make (or repair) the Reviewers group with exactly its permissions; add users to it.
+
+    The users are made staff, which the admin needs; being staff gives nothing else.
+    """
+    from django.contrib.auth.models import Group, Permission
+
+    group, _ = Group.objects.get_or_create(name=REVIEWER_GROUP)
+    wanted = Q()
+    for app_label, codename in REVIEWER_PERMISSIONS:
+        wanted |= Q(content_type__app_label=app_label, codename=codename)
+    permissions = list(Permission.objects.filter(wanted))
+    if len(permissions) != len(REVIEWER_PERMISSIONS):
+        raise ValidationError("The permissions are missing: run `manage.py migrate` first.")
+    group.permissions.set(permissions)
+    for user in users:
+        if not user.is_staff:
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
+        user.groups.add(group)
+    return group
 
 
 # Model versions ---------------------------------------------------------------

@@ -10,6 +10,7 @@ urlpatterns = [
     path("predictions/<int:pk>/", views.prediction_detail, name="prediction"),
     path("predictions/<int:pk>/feedback/", views.prediction_feedback, name="feedback"),
     path("predictions/<int:pk>/photo/", views.photo, name="photo"),
+    path("predictions/<int:pk>/display/", views.display, name="display"),
     path("predictions/<int:pk>/thumbnail/", views.thumbnail, name="thumbnail"),
     path("predictions/<int:pk>/delete/", views.prediction_delete, name="prediction_delete"),
     path("live/", include("classifier.live.urls")),

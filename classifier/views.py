@@ -26,7 +26,7 @@ from .forms import (
     SignupForm,
     UploadForm,
 )
-from .ml import labels
+from .ml import labels, preprocess
 from .ratelimit import limit_account_requests, limit_uploads
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ def upload(request):
         "form": form,
         "recent": recent,
         "max_upload_bytes": settings.CLASSIFIER_MAX_UPLOAD_BYTES,
+        "formats": preprocess.FORMAT_NAMES,
     }
     return render(request, "classifier/upload.html", context, status=status)
 
@@ -78,15 +79,13 @@ def prediction_detail(request, pk):
     prediction = _get_prediction_or_404(request, pk)
     # "Wrong: it is a ..." offers every other class; when the model gave no
     # answer, the user picks from all of them.
-    feedback_choices = [
-        (c, labels.display(c))
-        for c in labels.CLASSES
-        if not prediction.is_answered or c != prediction.answer
-    ]
+    claimed = prediction.claimed_label
+    feedback_choices = [(c, labels.display(c)) for c in labels.CLASSES if c != claimed]
     context = {
         "prediction": prediction,
         "top": [(label, labels.display(label), p) for label, p in prediction.top(3)],
         "feedback_choices": feedback_choices,
+        "claimed": claimed,
         "is_owner": prediction.upload.owner_id == request.user.pk,
     }
     return render(request, "classifier/result.html", context)
@@ -101,12 +100,11 @@ def prediction_feedback(request, pk):
         return redirect(prediction)
     label = form.cleaned_data["label"]
     services.prediction_set_feedback(prediction=prediction, user=request.user, label=label)
+    # One thank-you, here; the page itself then says what the user answered.
     if prediction.user_flagged:
-        messages.success(
-            request, f"Thanks: noted as {labels.display(label)}. Someone will review it."
-        )
+        messages.success(request, "Thanks: a reviewer will look at it.")
     else:
-        messages.success(request, "Thanks for confirming.")
+        messages.success(request, "Thanks for telling us.")
     return redirect(prediction)
 
 
@@ -165,6 +163,16 @@ def photo(request, pk):
     prediction = _get_prediction_or_404(request, pk)
     upload = prediction.upload
     return _private_file(upload.file.name, upload.content_type)
+
+
+@require_GET
+def display(request, pk):
+    prediction = _get_prediction_or_404(request, pk)
+    upload = prediction.upload
+    if not upload.display:
+        # Uploaded before page-size copies were made: the original will do.
+        return _private_file(upload.file.name, upload.content_type)
+    return _private_file(upload.display.name, "image/jpeg")
 
 
 @require_GET
@@ -251,20 +259,29 @@ def _private_file(name, content_type):
 # The account page where users make and revoke keys -----------------------------
 
 
+# The key made by the last POST waits in the session for the one page that shows it.
+NEW_KEY_SESSION = "api_new_key"
+
+
 @require_http_methods(["GET", "POST"])
 def tokens(request):
-    new_key = None
     if request.method == "POST":
+        # Redirect after POST: reloading the page must not make a second key.
         try:
-            token, new_key = services.api_token_create(
+            token, key = services.api_token_create(
                 user=request.user, name=request.POST.get("name", "")
             )
         except ValidationError as exc:
             messages.error(request, exc.messages[0])
             return redirect("classifier:tokens")
-        messages.success(request, f"Key “{token.name}” made. Copy it now: it is shown only once.")
+        request.session[NEW_KEY_SESSION] = {"key": key, "name": token.name}
+        return redirect("classifier:tokens")
+    # Shown once: taken out of the session by the page that shows it.
+    new_key = request.session.pop(NEW_KEY_SESSION, None)
+    keys = selectors.api_token_list_for_user(user=request.user)
     context = {
-        "tokens": selectors.api_token_list_for_user(user=request.user),
+        "tokens": [t for t in keys if t.is_active],
+        "revoked_count": sum(1 for t in keys if not t.is_active),
         "new_key": new_key,
         "api_docs": reverse("api:docs"),
         "base_url": request.build_absolute_uri("/api/v1/"),
@@ -276,11 +293,14 @@ def tokens(request):
     return response
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def token_revoke(request, pk):
     token = selectors.api_token_list_for_user(user=request.user).filter(pk=pk).first()
-    if token is None:
+    if token is None or not token.is_active:
         raise Http404("No such key.")
+    if request.method == "GET":
+        # A page of its own asks first: revoking cannot be undone.
+        return render(request, "classifier/token_revoke.html", {"token": token})
     services.api_token_revoke(token=token, user=request.user)
-    messages.success(request, f"Key “{token.name}” revoked.")
+    messages.success(request, f"Key “{token.name}” revoked. Programs using it are refused now.")
     return redirect("classifier:tokens")

@@ -7,6 +7,8 @@ the API against it.
 from __future__ import annotations
 
 from classifier.ml import labels
+from classifier.ml.predictor import BANDS
+from classifier.ml.preprocess import FORMAT_NAMES
 
 
 def _error(description: str) -> dict:
@@ -78,7 +80,7 @@ def schema(server_url: str = "/api/v1/") -> dict:
                     "operationId": "createPrediction",
                     "summary": "Upload a photo; the model's answer comes back.",
                     "description": (
-                        "JPEG, PNG, WebP, GIF, BMP or TIFF; at most the site's upload cap "
+                        f"{FORMAT_NAMES}; at most the site's upload cap "
                         "(10 MB by default). The same checks and per-user rate limit as the "
                         "upload page."
                     ),
@@ -119,7 +121,7 @@ def schema(server_url: str = "/api/v1/") -> dict:
                 },
                 "delete": {
                     "operationId": "deletePrediction",
-                    "summary": "Delete one of your photos, its prediction and its thumbnail.",
+                    "summary": "Delete one of your photos, its prediction and its smaller copies.",
                     "parameters": [ID_PARAMETER],
                     "responses": {
                         "204": {"description": "Deleted."},
@@ -188,6 +190,8 @@ def schema(server_url: str = "/api/v1/") -> dict:
                         "id",
                         "answer",
                         "answer_display",
+                        "band",
+                        "headline",
                         "label",
                         "confidence",
                         "probabilities",
@@ -195,12 +199,24 @@ def schema(server_url: str = "/api/v1/") -> dict:
                         "model_version",
                         "created",
                         "feedback",
+                        "review",
                         "links",
                     ],
                     "properties": {
                         "id": {"type": "integer"},
                         "answer": {"type": "string", "enum": answers},
                         "answer_display": {"type": "string"},
+                        "band": {
+                            "type": "string",
+                            "enum": list(BANDS),
+                            "description": "how sure the answer is: sure, unsure (check it), "
+                            "not_a_note (confidently no US note) or unknown (no answer); the "
+                            "bands come from the model card",
+                        },
+                        "headline": {
+                            "type": "string",
+                            "description": "the answer in words, as the result page says it",
+                        },
                         "label": {"type": "string", "enum": classes},
                         "confidence": probability,
                         "probabilities": {
@@ -218,6 +234,18 @@ def schema(server_url: str = "/api/v1/") -> dict:
                             "properties": {
                                 "label": {"type": "string", "enum": classes, "nullable": True},
                                 "flagged": {"type": "boolean"},
+                            },
+                        },
+                        "review": {
+                            "type": "object",
+                            "required": ["label"],
+                            "properties": {
+                                "label": {
+                                    "type": "string",
+                                    "enum": classes,
+                                    "nullable": True,
+                                    "description": "the class a reviewer set; null until then",
+                                },
                             },
                         },
                         "links": {

@@ -28,6 +28,8 @@ def prediction_json(request, prediction) -> dict:
         "id": pk,
         "answer": prediction.answer,
         "answer_display": labels.display(prediction.answer),
+        "band": prediction.shown_band,
+        "headline": prediction.headline,
         "label": prediction.label,
         "confidence": round(prediction.confidence, 6),
         "probabilities": {k: round(v, 6) for k, v in prediction.probabilities.items()},
@@ -38,6 +40,8 @@ def prediction_json(request, prediction) -> dict:
             "label": prediction.user_label or None,
             "flagged": prediction.user_flagged,
         },
+        # What a reviewer decided the photo shows, once someone has.
+        "review": {"label": prediction.reviewed_label or None},
         "links": {
             "self": request.build_absolute_uri(reverse("api:prediction", args=[pk])),
             "feedback": request.build_absolute_uri(reverse("api:feedback", args=[pk])),
@@ -175,8 +179,42 @@ def docs(request):
             "operations": _operations(spec),
             "classes": labels.CLASSES,
             "schema_text": json.dumps(spec, indent=2),
+            "example_response": json.dumps(EXAMPLE_PREDICTION, indent=2),
         },
     )
+
+
+# What POST /api/v1/predictions/ answers, shown on the docs page.
+EXAMPLE_PREDICTION = {
+    "id": 42,
+    "answer": "usd_20",
+    "answer_display": "$20",
+    "band": "sure",
+    "headline": "$20",
+    "label": "usd_20",
+    "confidence": 0.973412,
+    "probabilities": {
+        "usd_1": 0.002101,
+        "usd_2": 0.000512,
+        "usd_5": 0.008843,
+        "usd_10": 0.006217,
+        "usd_20": 0.973412,
+        "usd_50": 0.004409,
+        "usd_100": 0.001986,
+        "not_a_bill": 0.00252,
+    },
+    "threshold": 0.325,
+    "model_version": "effl0-20261124",
+    "created": "2026-11-24T10:31:07.412093+00:00",
+    "feedback": {"label": None, "flagged": False},
+    "review": {"label": None},
+    "links": {
+        "self": "https://example.org/api/v1/predictions/42/",
+        "feedback": "https://example.org/api/v1/predictions/42/feedback/",
+        "html": "https://example.org/predictions/42/",
+        "photo": "https://example.org/predictions/42/photo/",
+    },
+}
 
 
 def _operations(spec):

@@ -23,9 +23,43 @@ from .labels import CLASSES, NOT_A_BILL, UNKNOWN
 
 CURRENT_FILE = "CURRENT"
 
+# How sure the app says it is. A note the model names with at least "sure" is
+# said plainly; one between "unsure" and "sure" is "might be ..., check it";
+# below "unsure" there is no answer. Cards carry them as
+# {"bands": {"sure": 0.8, "unsure": <threshold>}}; older cards only have a
+# threshold, and get these.
+DEFAULT_SURE = 0.8
+SURE, UNSURE, NOT_A_NOTE, NO_ANSWER = "sure", "unsure", "not_a_note", "unknown"
+BANDS = (SURE, UNSURE, NOT_A_NOTE, NO_ANSWER)
+
 
 class ModelError(RuntimeError):
     """The model files are missing, unreadable or inconsistent."""
+
+
+@dataclass(frozen=True)
+class ConfidenceBands:
+    """The confidences at which an answer is said plainly (sure) or with a caveat (unsure)."""
+
+    sure: float
+    unsure: float
+
+    @classmethod
+    def from_card(cls, card: dict) -> ConfidenceBands:
+        """The card's "bands", or defaults derived from its "threshold"."""
+        threshold = float(card.get("threshold", 0.5))
+        bands = card.get("bands") if isinstance(card.get("bands"), dict) else {}
+        unsure = float(bands.get("unsure", threshold))
+        sure = float(bands.get("sure", max(DEFAULT_SURE, unsure)))
+        return cls(sure=max(sure, unsure), unsure=unsure)
+
+    def band(self, label: str, confidence: float) -> str:
+        """ "sure", "unsure", "not_a_note" (confidently no US note) or "unknown"."""
+        if confidence < self.unsure:
+            return NO_ANSWER
+        if label == NOT_A_BILL:
+            return NOT_A_NOTE
+        return SURE if confidence >= self.sure else UNSURE
 
 
 @dataclass(frozen=True)
@@ -38,6 +72,7 @@ class Result:
     model_version: str
     answer: str  # label if it is a note at or above the threshold, else "unknown"
     threshold: float
+    band: str = NO_ANSWER  # see ConfidenceBands.band
     timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict:
@@ -49,6 +84,7 @@ class Result:
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
             "model_version": self.model_version,
             "threshold": self.threshold,
+            "band": self.band,
         }
 
 
@@ -93,6 +129,14 @@ class Predictor:
         self.version: str = card["version"]
         self.classes: tuple[str, ...] = tuple(card["classes"])
         self.threshold: float = float(card["threshold"])
+        self.bands = ConfidenceBands.from_card(card)
+        if abs(self.bands.unsure - self.threshold) > 1e-9:
+            # The threshold decides whether there is an answer at all; a band
+            # that disagreed would call an answered note "unknown", or the reverse.
+            raise ModelError(
+                f"model {self.version}: bands.unsure {self.bands.unsure} is not its threshold "
+                f"{self.threshold}"
+            )
         self.input_size: int = int(card["input"]["size"])
         self.policy: str = card["input"].get("policy", pre.DEFAULT_POLICY)
         if set(self.classes) != set(CLASSES):
@@ -148,6 +192,7 @@ class Predictor:
             model_version=self.version,
             answer=answer,
             threshold=self.threshold,
+            band=self.bands.band(label, confidence),
         )
 
     def predict(self, image_bytes: bytes) -> Result:

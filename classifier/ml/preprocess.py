@@ -37,6 +37,9 @@ DEFAULT_POLICY = "squash"
 # also reads MPO, which many phones write for ordinary photos (Pillow has no
 # separate MPO opener to name here).
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# The same list as people write it: the upload page, its errors and the API
+# docs all say this, so they cannot disagree with what is accepted.
+FORMAT_NAMES = ", ".join({"WEBP": "WebP"}.get(f, f) for f in FORMATS[:-1]) + " or " + FORMATS[-1]
 
 # Largest image we decode: a 48-megapixel phone sensor with room to spare.
 # Anything bigger is refused from the header, before any pixel is decoded,
@@ -94,7 +97,7 @@ def open_image(
             img = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
         raise InvalidImage(
-            "This file is not an image we can read. Please upload a JPEG, PNG or WebP photo."
+            f"This file is not an image we can read. Please upload a {FORMAT_NAMES} photo."
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidImage(_too_big_message(max_pixels)) from None

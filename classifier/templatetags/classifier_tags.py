@@ -1,4 +1,6 @@
 from django import template
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from ..ml import labels
 
@@ -27,3 +29,23 @@ def bar_width(value):
         return f"{max(0.0, min(1.0, float(value))) * 100:.1f}%"
     except (TypeError, ValueError):
         return "0%"
+
+
+@register.filter
+def code_spans(text):
+    """Escape text and set `backticked` words as <code>, as the schema's Markdown means."""
+    parts = escape(str(text)).split("`")
+    # Odd parts were between backticks; an unpaired backtick stays as it is.
+    if len(parts) % 2 == 0:
+        last = parts.pop()
+        parts[-1] += "`" + last
+    html = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    return mark_safe(html)  # noqa: S308  (every part was escaped above)
+
+
+@register.simple_tag
+def review_queue_count():
+    """How many photos wait on the review screen."""
+    from .. import selectors  # the tags module is imported before the app's models
+
+    return selectors.prediction_review_queue().count()

@@ -184,24 +184,35 @@ def test_a_session_needs_the_csrf_token(user):
 
 
 def test_the_account_page_makes_a_key_once_and_revokes_it(user_client, user, client):
-    page = user_client.post(reverse("classifier:tokens"), {"name": "script"})
+    made = user_client.post(reverse("classifier:tokens"), {"name": "script"})
+    # Redirect after POST: reloading the page that shows the key makes no second key.
+    assert made.status_code == 302
+    page = user_client.get(made["Location"])
 
     assert page.status_code == 200
     assert page["Cache-Control"] == "no-store"
     key = re.search(r"<code data-key>(usb_[\w-]+)</code>", page.content.decode()).group(1)
     token = ApiToken.objects.get(user=user)
-    # Only a hash is kept, and the key is not shown again.
+    # Only a hash is kept, and the key is not shown again, not even on a reload.
     assert key not in str(token.__dict__)
     assert key not in user_client.get(reverse("classifier:tokens")).content.decode()
+    assert ApiToken.objects.filter(user=user).count() == 1
     caller = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
     assert caller.get(PREDICTIONS).status_code == 200
     token.refresh_from_db()
     assert token.last_used is not None
 
-    user_client.post(reverse("classifier:token_revoke", args=[token.pk]))
+    # Revoking asks first; only the POST from that page revokes.
+    revoke_url = reverse("classifier:token_revoke", args=[token.pk])
+    confirm = user_client.get(revoke_url).content.decode()
+    assert "Revoke the key “script”?" in confirm
+    assert caller.get(PREDICTIONS).status_code == 200
+    user_client.post(revoke_url)
 
     assert caller.get(PREDICTIONS).status_code == 401
-    assert "revoked" in user_client.get(reverse("classifier:tokens")).content.decode()
+    html = user_client.get(reverse("classifier:tokens")).content.decode()
+    assert "1 revoked key not shown" in html
+    assert token.prefix not in html
 
 
 def test_nobody_else_can_revoke_a_key(user, other_user, client):
@@ -229,6 +240,10 @@ def test_schema_and_docs_are_public_and_self_contained(client):
     assert docs.status_code == 200
     assert "POST" in html
     assert "/api/v1/predictions/" in html
+    # The site's own page, Markdown code set as code, and an example answer.
+    assert 'class="site-header"' in html
+    assert "`" not in re.sub(r"<details>.*</details>", "", html, flags=re.S)
+    assert "&quot;band&quot;: &quot;sure&quot;" in html
     # Nothing fetched from elsewhere.
     assert not re.search(r"""(src|href)=["']https?://""", html)
 
@@ -245,3 +260,13 @@ def test_staff_can_revoke_a_key_in_the_admin(client, user, staff_user, key):
     assert response.status_code == 302
     caller = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
     assert caller.get(PREDICTIONS).status_code == 401
+
+
+def test_a_prediction_says_its_band_and_the_reviewers_label(api, user, staff_user, make_prediction):
+    prediction = make_prediction(user, label="usd_50", confidence=0.7)
+    body = api.get(f"{PREDICTIONS}{prediction.pk}/").json()
+    assert (body["band"], body["headline"]) == ("unsure", "Might be $50")
+    assert body["review"] == {"label": None}
+
+    services.prediction_review(prediction=prediction, reviewer=staff_user, label="usd_5")
+    assert api.get(f"{PREDICTIONS}{prediction.pk}/").json()["review"] == {"label": "usd_5"}

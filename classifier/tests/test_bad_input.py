@@ -253,7 +253,7 @@ def test_odd_but_real_photos_are_classified(user_client, media_root, data, name,
     upload = Upload.objects.get()
     assert upload.content_type == content_type
     assert upload.prediction.label
-    assert len(media_files(media_root)) == 2  # the photo and its thumbnail
+    assert len(media_files(media_root)) == 3  # the photo, its thumbnail and display copy
     photo = user_client.get(f"/predictions/{upload.prediction.pk}/photo/")
     assert photo["Content-Type"] == content_type
 
@@ -266,8 +266,8 @@ def test_a_file_name_with_path_separators_and_unicode_goes_nowhere_near_storage(
     assert response.status_code == 302
     upload = Upload.objects.get()
     stored = [p.relative_to(media_root).as_posix() for p in media_files(media_root)]
-    assert sorted(stored) == sorted([upload.file.name, upload.thumbnail.name])
-    assert all(p.startswith(("photos/", "thumbnails/")) and p.isascii() for p in stored)
+    assert sorted(stored) == sorted([upload.file.name, upload.thumbnail.name, upload.display.name])
+    assert all(p.startswith(("photos/", "thumbnails/", "display/")) and p.isascii() for p in stored)
     assert not any(".." in p or "passwd" in p for p in stored)
 
 

@@ -26,7 +26,12 @@ def upload_photos(client, n):
 
 
 def files_of(uploads):
-    return {name for u in uploads for name in (u.file.name, u.thumbnail.name)}
+    """Every stored file of these uploads: the photo, its display copy and its thumbnail."""
+    names = {name for u in uploads for name in (u.file.name, u.display.name, u.thumbnail.name)}
+    # An upload without one of its three files would make the checks below vacuous.
+    assert all(names)
+    assert len(names) == 3 * len(uploads)
+    return names
 
 
 def stored(media_root):
@@ -52,7 +57,7 @@ def test_deleting_needs_a_post_and_the_owner(client, user, other_user, media_roo
     client.force_login(other_user)
     assert client.post(f"/predictions/{prediction.pk}/delete/").status_code == 404
     assert Prediction.objects.filter(pk=prediction.pk).exists()
-    assert len(media_files(media_root)) == 2
+    assert stored(media_root) == files_of([prediction.upload])
 
 
 def test_the_api_deletes_a_photo_and_serves_photos_by_key(client, user, other_user, media_root):
@@ -78,6 +83,9 @@ def test_a_user_deletes_their_account_with_their_password(client, user, other_us
     kept = stored(media_root)
     client.force_login(user)
     upload_photos(client, 3)
+    gone = files_of(Upload.objects.filter(owner=user))
+    assert gone <= stored(media_root)
+    assert {name.split("/")[0] for name in gone} == {"photos", "display", "thumbnails"}
     key = services.api_token_create(user=user, name="phone")[1]
 
     page = client.get("/account/delete/")
@@ -102,7 +110,8 @@ def test_a_user_deletes_their_account_with_their_password(client, user, other_us
 
 def test_an_admin_deletes_a_user_with_everything_of_theirs(client, user, staff_user, media_root):
     client.force_login(user)
-    upload_photos(client, 2)
+    uploads = [p.upload for p in upload_photos(client, 2)]
+    assert stored(media_root) == files_of(uploads)
     services.api_token_create(user=user, name="phone")
     client.force_login(staff_user)
     url = f"/admin/classifier/user/{user.pk}/delete/"

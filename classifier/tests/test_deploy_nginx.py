@@ -64,10 +64,10 @@ def test_smoke_flow_through_nginx(stack):
         media_names=stack.media_names,
     )
     assert report.answer
-    # One photo and its thumbnail on disk, one row each: the refused upload
+    # One photo, its thumbnail and its display copy on disk, one row each: the refused upload
     # over the cap never reached the app.
     names = stack.media_names()
-    assert [n.split("/")[0] for n in names] == ["photos", "thumbnails"], names
+    assert sorted(n.split("/")[0] for n in names) == ["display", "photos", "thumbnails"], names
     assert count_rows(stack, "classifier_upload") == 1
     assert count_rows(stack, "classifier_prediction") == 1
     # Stored photos are private to the app's user and group.

@@ -167,7 +167,8 @@ def test_database_outage_is_a_503_and_the_app_recovers_without_a_restart(stack, 
     assert stack.gunicorn.poll() is None
     assert stack.gunicorn.pid == master
     assert stack.query("SELECT count(*) FROM classifier_upload")[0][0] == 2
-    assert len(stack.media_names()) == len(files_before) + 2
+    # One more upload: its photo, thumbnail and display copy.
+    assert len(stack.media_names()) == len(files_before) + 3
 
 
 # A worker killed mid-request --------------------------------------------------
@@ -269,7 +270,7 @@ def test_a_corrupt_model_stops_the_app_from_starting(tmp_path, tiny_model_dir):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("blocked", ["photos", "thumbnails"])
+@pytest.mark.parametrize("blocked", ["photos", "thumbnails", "display"])
 def test_unwritable_media_is_a_clear_error_with_nothing_half_saved(
     user_client, media_root, blocked
 ):

@@ -170,11 +170,28 @@ def test_the_admin_page_of_a_version_shows_how_it_has_done(
     assert "0.925" in page  # the card's held-out accuracy
     assert "3 predictions, 2 reviewed" in page
     assert "accuracy on reviewed photos: 50.0%" in page
+    assert "a biased sample" in page
     assert "share flagged wrong by users: 33.3%" in page
-    assert "$20: 1" in page
+    # In the notes' order, not as text ("$20" sorts before "$5").
+    assert "$5: 2, $20: 1" in page
+    assert "<details><summary>the whole card</summary>" in page
+    # One day is said in words; a line needs two.
+    assert "One day so far" in page
+    assert '<svg role="img"' not in page
+    # Nothing to edit, so nothing to save.
+    assert 'name="_save"' not in page
+    assert 'name="_continue"' not in page
+
+    from datetime import timedelta
+
+    from classifier.models import Prediction
+
+    Prediction.objects.filter(pk=right.pk).update(created=right.created - timedelta(days=1))
+    page = client.get(tiny.get_absolute_url()).content.decode()
     assert page.count("<polyline") == 2
     assert 'aria-label="accuracy on reviewed photos and share flagged, by day' in page
-    assert "<details><summary>the whole card</summary>" in page
+    # Every day with a value is a dot, even where no line reaches it.
+    assert page.count('<circle cx="0.0"') == 2
     listing = client.get(reverse("admin:classifier_modelversion_changelist")).content.decode()
     assert "92.5%" in listing
 

@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from classifier import services
+from classifier import services, serving
 from classifier.ml import labels
 from classifier.models import Prediction, Upload
 from conftest import image_bytes, media_files, uploaded
@@ -41,6 +41,9 @@ def test_upload_create_stores_photo_and_everything_the_model_said(user, media_ro
     assert prediction.confidence == pytest.approx(prediction.probabilities[prediction.label])
     assert prediction.answer in (*labels.NOTES, labels.UNKNOWN)
     assert prediction.threshold == 0.5
+    assert prediction.band == serving.get_predictor().bands.band(
+        prediction.label, prediction.confidence
+    )
     assert prediction.inference_ms > 0
     assert not prediction.user_label
     assert not prediction.reviewed_label
@@ -284,3 +287,30 @@ def test_every_format_the_ml_library_accepts_has_a_served_type():
     from classifier.ml import preprocess
 
     assert set(preprocess.FORMATS) <= set(services.FORMAT_TYPES)
+
+
+def test_upload_create_makes_a_page_size_copy_of_a_phone_photo(user, media_root, dataset_dir):
+    """A 12-megapixel phone photo gets a display copy far below the original."""
+    source = Image.open(next((dataset_dir / "usd_20").glob("*.jpg"))).convert("RGB")
+    big = io.BytesIO()
+    source.resize((4000, 3000), Image.Resampling.BICUBIC).save(big, "JPEG", quality=92)
+
+    prediction = services.upload_create(user=user, file=uploaded(big.getvalue()))
+
+    upload = prediction.upload
+    assert upload.display.name.startswith("display/")
+    shown = media_root / upload.display.name
+    size = shown.stat().st_size
+    assert size <= 150 * 1024, size
+    assert size < upload.size / 10
+    with Image.open(shown) as img:
+        assert img.format == "JPEG"
+        assert max(img.size) <= services.DISPLAY_SIZE
+        # The upright photo's shape, not a square or a crop.
+        assert img.size[0] / img.size[1] == pytest.approx(4 / 3, rel=0.02)
+
+
+def test_display_rendition_caps_the_longest_side():
+    img = Image.new("RGB", (3000, 1000), (90, 140, 60))
+    with Image.open(io.BytesIO(services.display_rendition(img).read())) as out:
+        assert out.size == (services.DISPLAY_SIZE, services.DISPLAY_SIZE // 3)

@@ -27,3 +27,12 @@ def test_bar_width_is_clamped():
     assert bar_width(1.7) == "100.0%"
     assert bar_width(-1) == "0.0%"
     assert bar_width("x") == "0%"
+
+
+def test_code_spans_escapes_and_marks_code():
+    from classifier.templatetags.classifier_tags import code_spans
+
+    assert code_spans("Send `Authorization: Bearer <key>` & wait") == (
+        "Send <code>Authorization: Bearer &lt;key&gt;</code> &amp; wait"
+    )
+    assert code_spans("one ` left") == "one ` left"

@@ -148,11 +148,14 @@ def test_result_shows_answer_confidence_top_three_and_photo(user_client, user, m
     html = user_client.get(f"/predictions/{prediction.pk}/").content.decode()
 
     assert re.search(r'data-answer="usd_20"[^>]*>\s*<span class="answer-label">\$20</span>', html)
+    assert 'data-band="sure"' in html
     assert "93% sure" in html
     assert len(re.findall(r'<li data-label="', html)) == 3
-    assert f'src="/predictions/{prediction.pk}/photo/"' in html
+    # The page shows the page-size copy and links to the original.
+    assert f'src="/predictions/{prediction.pk}/display/"' in html
+    assert f'href="/predictions/{prediction.pk}/photo/"' in html
     assert ">Right</button>" in html
-    assert "Wrong: it is a" in html
+    assert "Wrong: it is" in html
 
 
 def test_result_for_an_unsure_model_says_it_cannot_identify(user_client, user, make_prediction):
@@ -162,9 +165,78 @@ def test_result_for_an_unsure_model_says_it_cannot_identify(user_client, user, m
 
     assert 'data-answer="unknown"' in html
     assert "Can't identify this" in html
-    assert "try a flat, well-lit photo of one note" in html
+    assert "Try a flat, well-lit photo of one note" in html
+    assert "Best guess: $5, only 30% sure" in html
     assert ">Right</button>" not in html
     assert 'value="not_a_bill"' in html
+
+
+def test_result_between_the_bands_says_might_be_and_check_it(user_client, user, make_prediction):
+    # threshold 0.6 and no card: "sure" defaults to 0.8.
+    prediction = make_prediction(user, label="usd_50", confidence=0.7)
+
+    html = user_client.get(f"/predictions/{prediction.pk}/").content.decode()
+
+    assert 'data-band="unsure"' in html
+    assert "Might be $50; check it" in html
+    assert "only 70% sure" in html
+    assert "Not sure. It might be a $50 note, only 70% sure. Please check it." in html
+    assert ">Right</button>" in html
+
+
+def test_the_stored_band_is_what_the_page_shows(user_client, user, make_prediction):
+    # The band the model's card gave at upload time wins over today's defaults.
+    prediction = make_prediction(user, label="usd_50", confidence=0.85, band="unsure")
+    html = user_client.get(f"/predictions/{prediction.pk}/").content.decode()
+    assert "Might be $50; check it" in html
+
+
+def test_result_for_a_photo_that_is_no_note_says_so(user_client, user, make_prediction):
+    prediction = make_prediction(user, label="not_a_bill", confidence=0.99)
+
+    html = user_client.get(f"/predictions/{prediction.pk}/").content.decode()
+
+    assert 'data-band="not_a_note"' in html
+    assert "This doesn't look like a US note" in html
+    assert "Can't identify" not in html
+    assert "Best guess" not in html
+
+    # Agreeing is "right", and the page says so in those words.
+    response = user_client.post(
+        f"/predictions/{prediction.pk}/feedback/", {"label": "not_a_bill"}, follow=True
+    )
+    html = response.content.decode()
+    assert "You said this is right." in html
+    assert html.count("Thanks") == 1
+
+
+def test_not_a_bill_on_a_photo_without_an_answer_is_reported_as_said(
+    user_client, user, make_prediction
+):
+    prediction = make_prediction(user, label="usd_5", confidence=0.3)
+
+    response = user_client.post(
+        f"/predictions/{prediction.pk}/feedback/", {"label": "not_a_bill"}, follow=True
+    )
+
+    html = response.content.decode()
+    assert "You said: Not a bill." in html
+    assert "You said this is right" not in html
+    assert html.count("Thanks") == 1
+    html = user_client.get("/predictions/").content.decode()
+    assert "You said: Not a bill" in html
+    assert "You confirmed it" not in html
+
+
+def test_the_owner_sees_the_reviewers_decision(user_client, user, staff_user, make_prediction):
+    from classifier import services
+
+    prediction = make_prediction(user, label="usd_5", confidence=0.9)
+    services.prediction_review(prediction=prediction, reviewer=staff_user, label="usd_50")
+
+    html = user_client.get(f"/predictions/{prediction.pk}/").content.decode()
+    assert "A reviewer checked this photo: $50." in html
+    assert "Reviewer: $50" in user_client.get("/predictions/").content.decode()
 
 
 def test_the_photo_is_served_to_its_owner_with_the_detected_type(user_client, user):
@@ -219,7 +291,7 @@ def test_feedback_right_and_wrong(user_client, user, make_prediction):
     response = user_client.post(url, {"label": "usd_50"}, follow=True)
     prediction.refresh_from_db()
     assert (prediction.user_label, prediction.user_flagged) == ("usd_50", True)
-    assert "You said it is a $50" in response.content.decode()
+    assert "You said: $50." in response.content.decode()
 
 
 def test_feedback_with_a_bad_label_changes_nothing(user_client, user, make_prediction):
@@ -262,7 +334,7 @@ def test_history_lists_own_predictions_with_their_state(
     assert f'src="/predictions/{flagged.pk}/thumbnail/"' in html
     assert 'data-answer="usd_100"' not in html
     assert "You confirmed it" in html
-    assert "You flagged it: $2" in html
+    assert "You said: $2" in html
     assert "88%" in html
 
     html = user_client.get("/predictions/?flagged=on").content.decode()
@@ -323,3 +395,48 @@ def test_pages_render_with_hashed_static_files(user_client, settings, tmp_path):
     assert re.search(r'href="/static/classifier/style\.[0-9a-f]{12}\.css"', html)
     assert re.search(r'src="/static/classifier/upload\.[0-9a-f]{12}\.js"', html)
     assert reverse("classifier:upload") == "/"
+
+
+def test_the_display_copy_is_private_and_falls_back_to_the_original(
+    user_client, user, other_user, make_prediction, client
+):
+    user_client.post("/", {"image": uploaded(image_bytes(900, 600))})
+    mine = Prediction.objects.get(upload__owner=user)
+    response = user_client.get(f"/predictions/{mine.pk}/display/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/jpeg"
+    assert b"".join(response.streaming_content)[:2] == b"\xff\xd8"
+
+    older = make_prediction(user)  # made before display copies: none stored
+    response = user_client.get(f"/predictions/{older.pk}/display/")
+    assert response.status_code == 200
+
+    theirs = make_prediction(other_user)
+    assert user_client.get(f"/predictions/{theirs.pk}/display/").status_code == 404
+
+
+def test_logging_out_says_so(user_client):
+    response = user_client.post(reverse("logout"), follow=True)
+    assert response.request["PATH_INFO"] == reverse("login")
+    assert "You are logged out." in response.content.decode()
+
+
+def test_every_page_names_the_sites_icon(user_client):
+    from django.contrib.staticfiles import finders
+
+    html = user_client.get("/").content.decode()
+    icon = re.search(r'<link rel="icon" href="/static/([^"]+)"', html).group(1)
+    assert finders.find(icon)
+
+
+def test_page_n_of_m_keeps_its_place_between_pages(user_client, user, make_prediction):
+    for _ in range(21):
+        make_prediction(user)
+    for number in (1, 2):
+        html = user_client.get(f"/predictions/?page={number}").content.decode()
+        # Three fixed slots, the middle one the page number, whichever links exist.
+        assert re.search(
+            rf'<span class="prev">.*</span>\s*<span>Page {number} of 2</span>\s*'
+            r'<span class="next">.*</span>',
+            html,
+        )

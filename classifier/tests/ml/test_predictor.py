@@ -129,3 +129,44 @@ def test_card_with_wrong_classes(tiny_model_dir, tmp_path):
     (dst / "tiny-test.json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match="classes"):
         Predictor.load(dst)
+
+
+def test_bands_come_from_the_card():
+    from classifier.ml.predictor import ConfidenceBands
+
+    bands = ConfidenceBands.from_card({"threshold": 0.4, "bands": {"sure": 0.9, "unsure": 0.4}})
+    assert (bands.sure, bands.unsure) == (0.9, 0.4)
+    assert bands.band("usd_50", 0.95) == "sure"
+    assert bands.band("usd_50", 0.9) == "sure"
+    assert bands.band("usd_50", 0.36 + 0.3) == "unsure"
+    assert bands.band("usd_50", 0.36) == "unknown"
+    assert bands.band(NOT_A_BILL, 0.99) == "not_a_note"
+    assert bands.band(NOT_A_BILL, 0.2) == "unknown"
+
+
+def test_bands_default_from_the_threshold_alone():
+    from classifier.ml.predictor import ConfidenceBands
+
+    assert ConfidenceBands.from_card({"threshold": 0.325}) == ConfidenceBands(
+        sure=0.8, unsure=0.325
+    )
+    # A threshold above the default "sure" leaves no unsure band, never an inverted one.
+    assert ConfidenceBands.from_card({"threshold": 0.9}) == ConfidenceBands(sure=0.9, unsure=0.9)
+
+
+def test_band_disagreeing_with_the_threshold_is_refused(tiny_model_dir, tmp_path):
+    shutil.copytree(tiny_model_dir, tmp_path / "m")
+    card_path = tmp_path / "m" / "tiny-test.json"
+    card = json.loads(card_path.read_text())
+    card["bands"] = {"sure": 0.9, "unsure": card["threshold"] + 0.1}
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="bands.unsure"):
+        Predictor.load(tmp_path / "m")
+
+
+def test_result_carries_its_band(predictor):
+    probs = np.full(len(CLASSES), 0.01, dtype=np.float32)
+    probs[CLASSES.index("usd_50")] = 0.36 if predictor.threshold <= 0.36 else 0.99
+    result = predictor.postprocess(probs)
+    assert result.band == predictor.bands.band("usd_50", result.confidence)
+    assert result.as_dict()["band"] == result.band

@@ -22,7 +22,7 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from classifier import selectors, services
+from classifier import selectors, services, serving
 from classifier.live.views import browser_refusal
 from classifier.models import Prediction
 from conftest import REPO, SHIPPED_MODELS, image_bytes, uploaded
@@ -138,6 +138,15 @@ def test_saving_a_frame_stores_both_answers(user_client, user, media_root):
     assert body["answer"] == prediction.answer
     assert body["agrees"] is (prediction.answer == "usd_20")
     assert prediction.device_disagrees is (prediction.answer != "usd_20")
+    # A saved frame is an upload like any other: its band and its page-size copy.
+    bands = serving.get_predictor().bands
+    assert prediction.band == bands.band(prediction.label, prediction.confidence)
+    assert body["band"] == prediction.band
+    assert prediction.upload.display.name.startswith("display/")
+    assert (media_root / prediction.upload.display.name).is_file()
+    shown = user_client.get(f"/predictions/{prediction.pk}/display/")
+    assert shown.status_code == 200
+    assert shown["Content-Type"] == "image/jpeg"
     page = user_client.get(body["url"]).content.decode()
     assert "Saved from live mode: your phone said $20" in page
     assert ("a reviewer will look at it" in page) is prediction.device_disagrees

@@ -419,6 +419,8 @@ async function flush() {
       if (response.status === 201) {
         const body = await response.json();
         await queueOp("readwrite", (store) => store.delete(key));
+        // The count on the page follows each photo sent, not only the last.
+        await showQueue();
         record.saves.push(body);
         setStatus(
           body.agrees

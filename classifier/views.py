@@ -152,6 +152,9 @@ def account_delete(request):
     if request.method == "POST" and form.is_valid():
         user = request.user
         logout(request)
+        # The sign-out's own "You are logged out." (signals.py) is dropped:
+        # reading the queued messages marks them used, and this one says more.
+        list(messages.get_messages(request))
         services.user_delete(user=user)
         messages.success(request, "Your account, your photos and your API keys are deleted.")
         return redirect("login")

@@ -98,6 +98,9 @@ def test_a_user_deletes_their_account_with_their_password(client, user, other_us
 
     response = client.post("/account/delete/", {"password": PASSWORD})
     assert response.status_code == 302
+    login_page = client.get(response["Location"]).content.decode()
+    assert "Your account, your photos and your API keys are deleted." in login_page
+    assert "You are logged out." not in login_page
     assert not type(user).objects.filter(pk=user.pk).exists()
     assert not Upload.objects.filter(owner_id=user.pk).exists()
     assert not ApiToken.objects.filter(user_id=user.pk).exists()

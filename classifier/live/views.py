@@ -165,7 +165,7 @@ def save(request):
             "url": prediction.get_absolute_url(),
             "answer": prediction.answer,
             "answer_display": labels.display(prediction.answer),
-            "band": prediction.band,
+            "band": prediction.shown_band,
             "label": prediction.label,
             "device_answer": prediction.device_answer,
             "agrees": not prediction.device_disagrees,

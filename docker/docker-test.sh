@@ -13,12 +13,22 @@
 #     smoke flow and check the web container.
 #  5. The train image: build it, export reviewed photos from the stack, and a
 #     real short training run whose candidate web activates and rolls back.
-#  6. Print image sizes and start-up time.
+#  6. Photos in object storage (docker/compose.s3.yml): a SeaweedFS service,
+#     web switched to it, the smoke flow again with the photos in the bucket.
+#  7. Print image sizes and start-up time.
 # Whatever happens, tear down containers, networks and volumes, and remove
 # everything this run wrote (its temporary folder, the CA bundle it copied).
 #
+#   docker/docker-test.sh           the whole test (make docker-test)
+#   docker/docker-test.sh --build   steps 1 to 3 only, every image of the test
+#                                   built, dockerd left running (.ci/run builds
+#                                   while the unit tests run, then tests)
+#
 # Environment: PYTHON (for the smoke flow; default .venv/bin/python),
-# DOCKER_TEST_TRAIN=0 to skip building and running the train image.
+# DOCKER_TEST_TRAIN=0 to skip building and running the train image,
+# DOCKER_TEST_S3=0 to skip the object-storage step, DOCKER_TEST_STATE: a
+# folder that keeps docker/engine.sh's state from one run to the next (so that
+# the run after --build stops the dockerd that --build started).
 # Installing needs root or password-less sudo (see docker/apt-ensure.sh).
 set -euo pipefail
 
@@ -29,14 +39,27 @@ if [ -z "$PYTHON" ]; then
 fi
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 PROJECT=usbills-dockertest
+MODE=test
+case "${1:-}" in
+"") ;;
+--build) MODE=build ;;
+*)
+    echo "usage: docker/docker-test.sh [--build]" >&2
+    exit 2
+    ;;
+esac
 TRAIN=${DOCKER_TEST_TRAIN:-1}
+S3=${DOCKER_TEST_S3:-1}
 # Everything this run writes, but for the CA bundle below, lives in $work.
 work=$(mktemp -d "${TMPDIR:-/tmp}/usbills-docker-test.XXXXXX")
+engine_state=${DOCKER_TEST_STATE:-$work}
 # The Dockerfiles pick up a CA bundle at this git-ignored path. One that was
 # there before the run is the owner's and stays; one this run copies is removed.
 CA_BUNDLE=docker/ca-certificates.crt
 ca_copied=""
 compose_up=""
+# The object-storage step's compose file, once it has used it.
+S3_FILES=""
 status=1
 
 now() { date +%s.%N; }
@@ -56,9 +79,13 @@ teardown() {
             $COMPOSE logs --no-color --tail 60 2>&1 | sed 's/^/    /' || true
         fi
         say "tearing down (containers, networks, volumes)"
-        $COMPOSE --profile train down -v --remove-orphans >/dev/null 2>&1 || true
+        $COMPOSE $S3_FILES --profile train down -v --remove-orphans >/dev/null 2>&1 || true
     fi
-    sh docker/engine.sh stop "$work" || true
+    if [ "$MODE" = build ] && [ "$status" = 0 ]; then
+        say "images ready; dockerd left running for the test"
+    else
+        sh docker/engine.sh stop "$engine_state" || true
+    fi
     if [ -n "$ca_copied" ]; then rm -f "$CA_BUNDLE"; fi
     rm -rf "$work"
     if [ "$status" = 0 ]; then say "PASSED"; else say "FAILED"; fi
@@ -71,11 +98,11 @@ trap 'exit 130' INT TERM
 start_engine() {
     local t0
     t0=$(now)
-    sh docker/engine.sh start "$work"
+    sh docker/engine.sh start "$engine_state"
     say "Docker Engine ready in $(since "$t0") s"
     # DOCKER and COMPOSE: the client commands to use.
     # shellcheck source=/dev/null
-    . "$work/engine.env"
+    . "$engine_state/engine.env"
     export DOCKER
     COMPOSE="$COMPOSE -p $PROJECT --env-file $work/test.env -f docker-compose.yml -f docker/compose.test.yml -f $work/compose.models.yml"
 }
@@ -105,6 +132,11 @@ PUBLISH_ADDRESS=127.0.0.1
 HTTP_PORT=$HTTP_PORT
 HTTPS_PORT=$HTTPS_PORT
 WEB_CONCURRENCY=2
+S3_ACCESS_KEY=usbills-$("$PYTHON" -c 'import secrets; print(secrets.token_hex(6))')
+S3_SECRET_KEY=$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(30))')
+SEAWEEDFS_BUILD_IMAGE=usbills-standin/python:3.11-slim
+SEAWEEDFS_BASE_IMAGE=usbills-standin/debian:bookworm
+SEAWEEDFS_IMAGE=usbills-seaweedfs:dockertest
 $("$PYTHON" docker/pip_settings.py)
 EOF
 }
@@ -123,6 +155,17 @@ copy_ca_bundle() {
 # Beside it a few training photos of each class and source, when the data set
 # is beside the repository: enough for a real, short training run.
 prepare_models() {
+    cat >"$work/compose.models.yml" <<EOF
+services:
+  web:
+    volumes:
+      - $work/models:/app/models:ro
+  train:
+    volumes:
+      - $work/models:/app/models
+      - $work/traindata:/data:ro
+EOF
+    [ "$MODE" = test ] || return 0
     chmod 755 "$work"
     mkdir -p "$work/models" "$work/traindata"
     if [ -f models/CURRENT ]; then
@@ -143,16 +186,6 @@ prepare_models() {
         done
     fi
     chmod -R a+rwX "$work/models" "$work/traindata"
-    cat >"$work/compose.models.yml" <<EOF
-services:
-  web:
-    volumes:
-      - $work/models:/app/models:ro
-  train:
-    volumes:
-      - $work/models:/app/models
-      - $work/traindata:/data:ro
-EOF
 }
 
 build_images() {
@@ -163,6 +196,22 @@ build_images() {
     for image in usbills-web:dockertest usbills-nginx:dockertest; do
         "$DOCKER" image inspect "$image" >/dev/null
     done
+}
+
+build_train_image() {
+    local t0
+    t0=$(now)
+    $COMPOSE --profile train build --quiet train 2>&1 | quiet_build
+    "$DOCKER" image inspect usbills-train:dockertest >/dev/null
+    say "train image built in $(since "$t0") s"
+}
+
+build_seaweedfs_image() {
+    local t0
+    t0=$(now)
+    $COMPOSE -f docker/compose.s3.yml build --quiet seaweedfs 2>&1 | quiet_build
+    "$DOCKER" image inspect usbills-seaweedfs:dockertest >/dev/null
+    say "seaweedfs image built in $(since "$t0") s"
 }
 
 # 4. Run ------------------------------------------------------------------------
@@ -223,10 +272,7 @@ check_stack() {
 
 check_train() {
     local t0 versions previous
-    t0=$(now)
-    $COMPOSE --profile train build --quiet train 2>&1 | quiet_build
-    "$DOCKER" image inspect usbills-train:dockertest >/dev/null
-    say "train image built in $(since "$t0") s"
+    build_train_image
     # Against the stack's database and photos: the export of reviewed photos
     # that training starts with, and the training command.
     $COMPOSE --profile train run --rm -T train sh -c '
@@ -256,11 +302,63 @@ check_train() {
     say "train service: a candidate trained, registered inactive, activated and rolled back in $(since "$t0") s"
 }
 
-# 6. Report ---------------------------------------------------------------------
+# 6. Object storage ---------------------------------------------------------------
+
+# Django's view of the bucket, from inside the web container.
+in_web() { "$DOCKER" exec "$WEB" python manage.py shell -v 0 -c "$1"; }
+
+check_object_storage() {
+    local t0 media_before media_after tries=0 objects
+    build_seaweedfs_image
+    S3_FILES="-f docker/compose.s3.yml"
+    media_before=$("$DOCKER" exec "$WEB" find /srv/media -type f | wc -l)
+
+    # web is recreated with the bucket's settings; the media volume stays.
+    t0=$(now)
+    $COMPOSE $S3_FILES up -d 2>&1 | sed 's/^/    /'
+    WEB=$($COMPOSE $S3_FILES ps -q web)
+    # Ready means: the site answers and web can write to the bucket.
+    until answers && in_web "from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage as s
+s.delete(s.save('ready/check', ContentFile(b'ready')))" >/dev/null 2>&1; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 120 ]; then
+            say "web could not write to the bucket within 120 s" >&2
+            $COMPOSE $S3_FILES logs --no-color --tail 30 seaweedfs >&2 || true
+            exit 1
+        fi
+        sleep 1
+    done
+    say "web on the bucket $(since "$t0") s after 'up -d'"
+    in_web "from django.conf import settings; print('    storage:', settings.STORAGES['default']['BACKEND'])"
+
+    local list_photos="$DOCKER exec $WEB python manage.py shell -v 0 -c \"from django.core.files.storage import default_storage as s; [print('photos/' + n) for n in s.listdir('photos')[1]]\""
+    "$PYTHON" -m classifier.tests.deploy.smoke \
+        --https "https://localhost:$HTTPS_PORT" --http "http://localhost:$HTTP_PORT" \
+        --cafile "$work/fullchain.pem" --media-cmd "$list_photos" | sed 's/^/    /'
+
+    objects=$(in_web "from django.core.files.storage import default_storage as s
+print(len(s.listdir('photos')[1]), len(s.listdir('thumbnails')[1]))")
+    media_after=$("$DOCKER" exec "$WEB" find /srv/media -type f | wc -l)
+    # shellcheck disable=SC2086 # two numbers
+    set -- $objects
+    [ "${1:-0}" -gt 0 ] && [ "${2:-0}" -gt 0 ] || {
+        say "no photo or thumbnail in the bucket after the smoke flow ($objects)" >&2
+        exit 1
+    }
+    [ "$media_after" = "$media_before" ] || {
+        say "photos were written to the media volume ($media_before -> $media_after files)" >&2
+        exit 1
+    }
+    say "object storage: smoke flow passed with $1 photos and $2 thumbnails in the bucket, none on disk"
+}
+
+# 7. Report ---------------------------------------------------------------------
 
 report() {
     say "image sizes: web $(mb usbills-web:dockertest), nginx $(mb usbills-nginx:dockertest)$(
-        [ "$TRAIN" = 0 ] || printf ', train %s' "$(mb usbills-train:dockertest)")"
+        [ "$TRAIN" = 0 ] || printf ', train %s' "$(mb usbills-train:dockertest)")$(
+        [ "$S3" = 0 ] || printf ', seaweedfs %s' "$(mb usbills-seaweedfs:dockertest)")"
     say "base stand-in python:3.11-slim $(mb usbills-standin/python:3.11-slim) (the official image is about 130 MB)"
     say "start-up: $STARTUP s from 'docker compose up -d' to the first answer through nginx"
 }
@@ -270,8 +368,18 @@ build_standins
 write_env
 copy_ca_bundle
 prepare_models
+if [ "$MODE" = build ]; then
+    # Every image of the test, side by side: each build mostly waits on PyPI.
+    build_images &
+    pids=$!
+    if [ "$TRAIN" != 0 ]; then build_train_image & pids="$pids $!"; fi
+    if [ "$S3" != 0 ]; then build_seaweedfs_image & pids="$pids $!"; fi
+    for pid in $pids; do wait "$pid"; done
+    exit 0
+fi
 build_images
 start_stack
 check_stack
 if [ "$TRAIN" != 0 ]; then check_train; fi
+if [ "$S3" != 0 ]; then check_object_storage; fi
 report

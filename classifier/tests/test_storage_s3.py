@@ -247,3 +247,28 @@ def test_an_unreachable_bucket_is_a_clear_503(settings, user_client):
     assert response.status_code == 503
     assert "Your photo could not be stored right now" in response.content.decode()
     assert Upload.objects.count() == Prediction.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_deleting_a_photo_or_an_account_removes_the_objects(
+    s3_server, s3_folder, client, make_user, django_capture_on_commit_callbacks
+):
+    from classifier import services
+
+    owner = make_user()
+    client.force_login(owner)
+    for n in range(3):
+        client.post("/", {"image": uploaded(image_bytes(80 + n, 60))})
+    uploads = list(Upload.objects.filter(owner=owner))
+    assert len(keys(s3_server, s3_folder)) == 6
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.upload_delete(upload=uploads[0], user=owner)
+    left = keys(s3_server, s3_folder)
+    assert len(left) == 4
+    assert uploads[0].file.name not in left
+    assert uploads[0].thumbnail.name not in left
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.user_delete(user=owner)
+    assert keys(s3_server, s3_folder) == []

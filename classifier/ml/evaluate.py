@@ -23,6 +23,7 @@ HEADLINE: tuple[str, ...] = (
     "unseen_currency_rejection",
     "object_rejection",
     "bw_bill_accuracy",
+    "not_a_bill_rejection",
     "accuracy",
     "coverage",
 )

@@ -13,7 +13,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA ?= ../shared/datasets/usd-bills/train
 PYTEST_ARGS ?=
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# As root, or through sudo without a password prompt (CI has no one to type it).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-dev install-train run superuser migrate test test-fast chromium node-deps live-deps lint format train bench
@@ -92,7 +93,7 @@ chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
 		echo "Installing Debian's chromium for the browser test"; \
 		$(SUDO) apt-get update && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	fi
 
 lint: install-dev

@@ -13,6 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import selectors, services
 from .ml import labels
+from .ml.evaluate import HEADLINE
 from .ml.predictor import ModelError
 from .models import ApiToken, ModelVersion, Prediction, User
 
@@ -434,7 +435,7 @@ class PredictionAdmin(admin.ModelAdmin):
         return format_html("<table>{}</table>", rows)
 
 
-FIGURES = ("n", "accuracy", "bill_accuracy", "not_a_bill_rejection", "coverage")
+FIGURES = ("n", *HEADLINE)
 
 
 @admin.register(ModelVersion)

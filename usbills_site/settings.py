@@ -12,6 +12,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from usbills_site import storage
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -157,9 +159,16 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "media")
 # X-Accel-Redirect to this nginx `internal` location instead of streaming the
 # file from Python.
 MEDIA_ACCEL_REDIRECT = env_str("DJANGO_MEDIA_ACCEL_REDIRECT")
+# Photos and thumbnails on local disk, or in an S3 bucket when DJANGO_S3_BUCKET
+# is set (usbills_site/storage.py has the variables).
+_default_storage = storage.default_storage(os.environ)
+if _default_storage["BACKEND"] != storage.FILESYSTEM["BACKEND"]:
+    # nginx cannot read objects from disk: the photo views stream them from
+    # the bucket, after the same owner check (docs/deploy.md says why).
+    MEDIA_ACCEL_REDIRECT = ""
 
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .evaluate import GOALS, answer_at, group_metrics
+from .evaluate import GOALS, HEADLINE, answer_at, group_metrics
 from .labels import CLASSES
 
 # Thresholds tried, lowest first.
@@ -71,17 +71,7 @@ def threshold_table(items, probs: np.ndarray) -> list[dict]:
         rows.append(
             {
                 "threshold": float(t),
-                **{
-                    k: m[k]
-                    for k in (
-                        "bill_accuracy",
-                        "unseen_currency_rejection",
-                        "object_rejection",
-                        "not_a_bill_rejection",
-                        "accuracy",
-                        "coverage",
-                    )
-                },
+                **{k: m[k] for k in HEADLINE if k in m},
             }
         )
     return rows

@@ -6,13 +6,12 @@ of a euro note or a cat is "can't identify this".
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from .dataset import scan
-from .labels import CLASSES, NOT_A_BILL, NOTES, UNKNOWN
+from .labels import CLASSES, NOT_A_BILL, NOTES, UNKNOWN, display
 from .predictor import Predictor
 
 ANSWERS: tuple[str, ...] = (*NOTES, UNKNOWN)
@@ -24,6 +23,7 @@ HEADLINE: tuple[str, ...] = (
     "unseen_currency_rejection",
     "object_rejection",
     "bw_bill_accuracy",
+    "not_a_bill_rejection",
     "accuracy",
     "coverage",
 )
@@ -140,15 +140,19 @@ def save_confusion_png(confusion: dict, path: str | Path, *, title: str = "") ->
 
     rows = list(confusion)
     cols = list(ANSWERS)
+
+    def short(label):  # "$20"; "unknown" stays a word, to fit the cell
+        return label if label == UNKNOWN else display(label)
+
     cell, left, top = 56, 110, 70
     img = Image.new("RGB", (left + cell * len(cols) + 10, top + cell * len(rows) + 10), "white")
     draw = ImageDraw.Draw(img)
     draw.text((10, 8), f"{title}  rows: truth, columns: answer", fill="black")
     for j, c in enumerate(cols):
-        draw.text((left + j * cell + 4, top - 20), c.replace("usd_", "$"), fill="black")
+        draw.text((left + j * cell + 4, top - 20), short(c), fill="black")
     for i, r in enumerate(rows):
         total = max(1, sum(confusion[r].values()))
-        draw.text((8, top + i * cell + cell // 2 - 6), r.replace("usd_", "$"), fill="black")
+        draw.text((8, top + i * cell + cell // 2 - 6), short(r), fill="black")
         for j, c in enumerate(cols):
             v = confusion[r].get(c, 0)
             shade = int(255 * (1 - v / total))
@@ -206,8 +210,3 @@ def save_tradeoff_png(
         draw.text((left + 10 + k * 190, 26), name, fill=colour)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
-
-
-def main_json(data_dir, model, confusion_png=None) -> str:
-    """The CLI's output: one JSON object."""
-    return json.dumps(evaluate(data_dir, model, confusion_png=confusion_png), indent=2)

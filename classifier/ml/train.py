@@ -624,9 +624,7 @@ def compare_policies(
         )
         probs = head.predict(f[va], verbose=0)
         m = group_metrics([items[i] for i in va], answer_at(probs, 0.5))
-        out[policy] = {
-            k: m[k] for k in ("accuracy", "bill_accuracy", "not_a_bill_rejection", "coverage")
-        }
+        out[policy] = {k: m[k] for k in HEADLINE if k in m}
         log(f"{policy:10s} " + json.dumps(out[policy]))
     return out
 

@@ -229,8 +229,9 @@ def test_nginx_image_sets_every_template_variable():
         render_template(TEMPLATE.read_text(), {})
 
 
-def test_env_example_documents_every_compose_variable():
-    compose = (REPO / "docker-compose.yml").read_text()
+@pytest.mark.parametrize("compose_file", ["docker-compose.yml", "docker/compose.s3.yml"])
+def test_env_example_documents_every_compose_variable(compose_file):
+    compose = (REPO / compose_file).read_text()
     used = set(re.findall(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}", compose))
     documented = set(
         re.findall(r"^#?([A-Z0-9_]+)=", (REPO / ".env.example").read_text(), re.MULTILINE)

@@ -32,6 +32,8 @@ else
     echo "stand-in: $debian is up to date"
 fi
 
+# The four are built side by side: each mostly waits on Debian's mirror.
+pids=""
 for spec in python:3.11-slim postgres:15-bookworm nginx:stable-bookworm redis:7-bookworm; do
     name=${spec%%:*}
     tag=usbills-standin/$spec
@@ -42,5 +44,11 @@ for spec in python:3.11-slim postgres:15-bookworm nginx:stable-bookworm redis:7-
     fi
     echo "stand-in: building $tag"
     "$docker" build --quiet --label "$LABEL=$hash" --build-arg "DEBIAN_IMAGE=$debian" \
-        --tag "$tag" "$here/$name" >/dev/null
+        --tag "$tag" "$here/$name" >/dev/null &
+    pids="$pids $!"
 done
+failed=0
+for pid in $pids; do
+    wait "$pid" || failed=1
+done
+[ "$failed" = 0 ] || { echo "stand-in: a build failed (its output is above)" >&2; exit 1; }

@@ -9,6 +9,10 @@ release=${2:-bookworm}
 here=$(cd "$(dirname "$0")" && pwd)
 docker=${DOCKER:-docker}
 
+# What this script runs on the host beyond the base system: debootstrap, gpgv
+# and Debian's archive keys for checking what it fetches.
+sh "$here/../apt-ensure.sh" debootstrap gpgv debian-archive-keyring
+
 mirror=$(python3 "$here/apt_sources.py" "$release" mirror)
 root=$(mktemp -d "${TMPDIR:-/tmp}/usbills-rootfs.XXXXXX")
 trap 'rm -rf "$root"' EXIT

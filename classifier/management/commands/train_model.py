@@ -14,8 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier import services
-
-FIGURES = ("accuracy", "bill_accuracy", "not_a_bill_rejection", "coverage")
+from classifier.ml.evaluate import HEADLINE
 
 
 class Command(BaseCommand):
@@ -72,7 +71,7 @@ def comparison_table(candidate) -> str:
     mine, other = candidate.validation, candidate.comparison
     name = other.get("model_version", "(no active model)")
     rows = [f"{'held-out photos':24s} {candidate.version:>24s} {name:>24s}"]
-    for key in FIGURES:
+    for key in HEADLINE:
         rows.append(f"{key:24s} {_fmt(mine.get(key)):>24s} {_fmt(other.get(key)):>24s}")
     sources = sorted(set(mine.get("by_source", {})) | set(other.get("by_source", {})))
     for source in sources:

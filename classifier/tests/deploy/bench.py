@@ -251,10 +251,14 @@ def main(argv: list[str] | None = None) -> int:
             names = stack.media_names()
             photos_stored = sum(n.startswith("photos/") for n in names)
             thumbs_stored = sum(n.startswith("thumbnails/") for n in names)
-            consistent = ok == uploads == predictions == photos_stored == thumbs_stored
+            displays_stored = sum(n.startswith("display/") for n in names)
+            consistent = (
+                ok == uploads == predictions == photos_stored == thumbs_stored == displays_stored
+            )
             print(
                 f"bench: {ok} successful uploads (with {warmup} warm-up); rows: {uploads} uploads, "
                 f"{predictions} predictions; files: {photos_stored} photos, "
+                f"{displays_stored} display copies, "
                 f"{thumbs_stored} thumbnails -> {'consistent' if consistent else 'MISMATCH'}"
             )
 

@@ -338,19 +338,20 @@ s.delete(s.save('ready/check', ContentFile(b'ready')))" >/dev/null 2>&1; do
         --cafile "$work/fullchain.pem" --media-cmd "$list_photos" | sed 's/^/    /'
 
     objects=$(in_web "from django.core.files.storage import default_storage as s
-print(len(s.listdir('photos')[1]), len(s.listdir('thumbnails')[1]))")
+print(*(len(s.listdir(d)[1]) for d in ('photos', 'display', 'thumbnails')))")
     media_after=$("$DOCKER" exec "$WEB" find /srv/media -type f | wc -l)
-    # shellcheck disable=SC2086 # two numbers
+    # shellcheck disable=SC2086 # three numbers
     set -- $objects
-    [ "${1:-0}" -gt 0 ] && [ "${2:-0}" -gt 0 ] || {
-        say "no photo or thumbnail in the bucket after the smoke flow ($objects)" >&2
+    # Every upload keeps three objects: the photo, its page-size copy and its thumbnail.
+    [ "${1:-0}" -gt 0 ] && [ "${2:-0}" = "$1" ] && [ "${3:-0}" = "$1" ] || {
+        say "photos, page-size copies and thumbnails in the bucket do not match ($objects)" >&2
         exit 1
     }
     [ "$media_after" = "$media_before" ] || {
         say "photos were written to the media volume ($media_before -> $media_after files)" >&2
         exit 1
     }
-    say "object storage: smoke flow passed with $1 photos and $2 thumbnails in the bucket, none on disk"
+    say "object storage: smoke flow passed with $1 photos, $2 page-size copies and $3 thumbnails in the bucket, none on disk"
 }
 
 # 7. Report ---------------------------------------------------------------------

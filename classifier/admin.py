@@ -322,48 +322,39 @@ class PredictionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Accept the user's label", permissions=["change"])
     def accept_user_label(self, request, queryset):
-        queryset, page = ask_before_changing_reviewed(
-            self, request, queryset, "Accept the user's label"
+        return self._bulk_review(
+            request,
+            queryset,
+            "Accept the user's label",
+            services.prediction_accept_user_label,
+            done="Accepted the user's label on {n}.",
+            skipped="Skipped {n}: their owners gave no label.",
         )
-        if page is not None:
-            return page
-        done = skipped = 0
-        for prediction in queryset:
-            if services.prediction_accept_user_label(
-                prediction=prediction, reviewer=request.user, how="bulk action"
-            ):
-                done += 1
-            else:
-                skipped += 1
-        self.message_user(request, f"Accepted the user's label on {done}.", messages.SUCCESS)
-        if skipped:
-            self.message_user(
-                request, f"Skipped {skipped}: their owners gave no label.", messages.WARNING
-            )
 
     @admin.action(description="Confirm the model's answer", permissions=["change"])
     def confirm_answer(self, request, queryset):
-        queryset, page = ask_before_changing_reviewed(
-            self, request, queryset, "Confirm the model's answer"
+        return self._bulk_review(
+            request,
+            queryset,
+            "Confirm the model's answer",
+            services.prediction_confirm,
+            done="Confirmed {n}.",
+            skipped="Skipped {n}: the model was unsure of a note and gave no answer to "
+            "confirm. Relabel those instead.",
         )
+
+    def _bulk_review(self, request, queryset, title, service, *, done, skipped):
+        """Ask before changing reviewed rows, then apply the service to each and say how many."""
+        queryset, page = ask_before_changing_reviewed(self, request, queryset, title)
         if page is not None:
             return page
-        done = skipped = 0
-        for prediction in queryset:
-            if services.prediction_confirm(
-                prediction=prediction, reviewer=request.user, how="bulk action"
-            ):
-                done += 1
-            else:
-                skipped += 1
-        self.message_user(request, f"Confirmed {done}.", messages.SUCCESS)
-        if skipped:
-            self.message_user(
-                request,
-                f"Skipped {skipped}: the model was unsure of a note and gave no answer to "
-                "confirm. Relabel those instead.",
-                messages.WARNING,
-            )
+        changed = [
+            bool(service(prediction=p, reviewer=request.user, how="bulk action")) for p in queryset
+        ]
+        self.message_user(request, done.format(n=changed.count(True)), messages.SUCCESS)
+        if changed.count(False):
+            self.message_user(request, skipped.format(n=changed.count(False)), messages.WARNING)
+        return None
 
     @admin.display(description="photo")
     def thumbnail(self, obj):

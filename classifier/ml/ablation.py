@@ -71,8 +71,7 @@ def _rows(train_sel, versions, pool, y):
 def run(cfg: Config, log=print) -> dict:
     """Every probe row and the per-currency folds, as a dict (also logged as a table)."""
     items, train_items, val_items = load_items(cfg, log)
-    _full, lower, _top = build(cfg)
-    feats = compute_features(cfg, items, train_items, lower, log)
+    feats = compute_features(cfg, items, train_items, log)
     log("pooling the features through the frozen top")
     pool = pooled(cfg, feats)
     y = np.array([CLASSES.index(i.label) for i in items])

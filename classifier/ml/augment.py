@@ -124,15 +124,18 @@ def photometric(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return img
 
 
+def threshold_one_bit(img: Image.Image, level: int) -> Image.Image:
+    """Black where the contrast-stretched grey is below level, white elsewhere (as RGB)."""
+    grey = ImageOps.autocontrast(ImageOps.grayscale(img), cutoff=1)
+    return grey.point(lambda v: 255 if v >= level else 0, mode="1").convert("RGB")
+
+
 def one_bit(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     """A 1-bit black-and-white scan or fax: thresholded at a random level, or dithered."""
-    grey = ImageOps.autocontrast(ImageOps.grayscale(img), cutoff=1)
     if rng.random() < 0.5:
-        level = int(rng.integers(90, 170))
-        bw = grey.point(lambda v: 255 if v >= level else 0, mode="1")
-    else:
-        bw = grey.convert("1")  # Floyd-Steinberg dithering
-    return bw.convert("RGB")
+        return threshold_one_bit(img, int(rng.integers(90, 170)))
+    grey = ImageOps.autocontrast(ImageOps.grayscale(img), cutoff=1)
+    return grey.convert("1").convert("RGB")  # Floyd-Steinberg dithering
 
 
 def jpeg_noise(img: Image.Image, rng: np.random.Generator) -> Image.Image:

@@ -234,8 +234,11 @@ def load_items(cfg: Config, log=print) -> tuple[list, list, list]:
     return items, train_items, val_items
 
 
-def compute_features(cfg: Config, items, train_items, lower, log=print) -> np.ndarray:
-    """(n, 1 + variants, ...) float16 features of the frozen lower backbone; cached."""
+def compute_features(cfg: Config, items, train_items, log=print) -> np.ndarray:
+    """(n, 1 + variants, ...) float16 features of the frozen lower backbone; cached.
+
+    The cache key is the settings and the list of files: after changing the
+    augmentation code or an image in place, empty the cache directory."""
     from .export import to_tflite
 
     backgrounds = [str(i.path) for i in train_items if i.source == "imagenet"]
@@ -266,7 +269,7 @@ def compute_features(cfg: Config, items, train_items, lower, log=print) -> np.nd
     )
     feats = features.compute(
         jobs,
-        to_tflite(lower),
+        to_tflite(build(cfg)[1]),  # the lower part, built only on a cache miss
         backgrounds=backgrounds,
         variants=cfg.variants,
         seed=cfg.seed,
@@ -283,14 +286,11 @@ def compute_features(cfg: Config, items, train_items, lower, log=print) -> np.nd
 
 def one_bit_copy(path: Path) -> bytes:
     """The photo as a 1-bit black-and-white scan (PNG): how scanned notes reach us."""
-    from PIL import ImageOps
-
+    from .augment import threshold_one_bit
     from .preprocess import open_image
 
-    img = open_image(path.read_bytes())
-    grey = ImageOps.autocontrast(ImageOps.grayscale(img), cutoff=1)
     out = io.BytesIO()
-    grey.point(lambda v: 255 if v >= 128 else 0, mode="1").save(out, "PNG")
+    threshold_one_bit(open_image(path.read_bytes()), 128).save(out, "PNG")
     return out.getvalue()
 
 
@@ -421,8 +421,7 @@ def train(cfg: Config, log=print) -> Path:
     started = time.perf_counter()
     keras.utils.set_random_seed(cfg.seed)
     items, train_items, val_items = load_items(cfg, log)
-    _full, lower, _top = build(cfg)
-    feats = compute_features(cfg, items, train_items, lower, log)
+    feats = compute_features(cfg, items, train_items, log)
     y = np.array([CLASSES.index(i.label) for i in items])
     position = {it.path: k for k, it in enumerate(items)}
     train_idx = np.array([position[i.path] for i in train_items])

@@ -29,6 +29,8 @@ def _train(args) -> int:
         backbone=args.backbone,
         seed=args.seed,
         variants=args.variants,
+        one_bit_rate=args.one_bit_rate,
+        balance=args.balance,
         head_epochs=args.head_epochs,
         finetune_epochs=args.epochs,
         final=not args.no_final,
@@ -115,6 +117,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=default("seed"))
     p.add_argument(
         "--variants", type=int, default=default("variants"), help="augmented copies of each image"
+    )
+    p.add_argument(
+        "--one-bit-rate",
+        type=float,
+        default=default("one_bit_rate"),
+        help="share of augmented copies made 1-bit scans",
+    )
+    p.add_argument(
+        "--balance",
+        default=default("balance"),
+        choices=("resample", "weights"),
+        help="scarce classes: more augmented copies per epoch, or heavier weights",
     )
     p.add_argument("--head-epochs", type=int, default=default("head_epochs"))
     p.add_argument(

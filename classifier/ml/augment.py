@@ -152,8 +152,10 @@ def augment(
     *,
     background: Image.Image | None = None,
     paste: bool = True,
+    one_bit_rate: float = 0.08,
 ) -> Image.Image:
-    """One random phone-photo-like variant of an RGB image."""
+    """One random phone-photo-like variant of an RGB image; ``one_bit_rate`` of
+    them end as 1-bit black-and-white scans."""
     pasted = paste and rng.random() < 0.35
     if pasted:
         img = paste_on_background(img, rng, background if rng.random() < 0.6 else None)
@@ -169,7 +171,7 @@ def augment(
     if rng.random() < 0.15:
         img = ImageOps.flip(img)
     img = photometric(img, rng)
-    if rng.random() < 0.08:
+    if rng.random() < one_bit_rate:
         img = one_bit(img, rng)
     if rng.random() < 0.4:
         img = jpeg_noise(img, rng)

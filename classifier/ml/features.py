@@ -31,7 +31,13 @@ class Job:
 
 
 def _init(
-    model_bytes: bytes, backgrounds: list[str], variants: int, seed: int, size: int, policy: str
+    model_bytes: bytes,
+    backgrounds: list[str],
+    variants: int,
+    seed: int,
+    size: int,
+    policy: str,
+    one_bit_rate: float,
 ):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -46,6 +52,7 @@ def _init(
         seed=seed,
         size=size,
         policy=policy,
+        one_bit_rate=one_bit_rate,
     )
 
 
@@ -70,7 +77,13 @@ def _features(job: Job) -> tuple[int, np.ndarray]:
         if backgrounds:
             path = backgrounds[int(rng.integers(len(backgrounds)))]
             background = pre.open_image(Path(path).read_bytes(), draft_size=draft)
-        variant = aug.augment(img, rng, background=background, paste=job.paste)
+        variant = aug.augment(
+            img,
+            rng,
+            background=background,
+            paste=job.paste,
+            one_bit_rate=_worker["one_bit_rate"],
+        )
         out.append(_run(pre.to_input(variant, size=size, policy=policy)))
     return job.index, np.stack(out)
 
@@ -84,6 +97,7 @@ def compute(
     seed: int,
     size: int,
     policy: str,
+    one_bit_rate: float = 0.08,
     processes: int | None = None,
     log=print,
 ) -> np.ndarray:
@@ -93,7 +107,7 @@ def compute(
     result: np.ndarray | None = None
     # spawn, not fork: the parent has TensorFlow's thread pools running.
     ctx = mp.get_context("spawn")
-    initargs = (model_bytes, backgrounds, variants, seed, size, policy)
+    initargs = (model_bytes, backgrounds, variants, seed, size, policy, one_bit_rate)
     with ctx.Pool(processes, initializer=_init, initargs=initargs) as pool:
         for done, (index, feats) in enumerate(pool.imap_unordered(_features, jobs, chunksize=8), 1):
             if result is None:

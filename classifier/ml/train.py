@@ -63,6 +63,10 @@ class Config:
     backbone: str = DEFAULT_BACKBONE
     seed: int = 1234
     variants: int = 5
+    one_bit_rate: float = 0.2  # share of augmented variants made 1-bit scans
+    # "resample": scarce classes get several distinct augmented variants per
+    # epoch (each weighted less); "weights": one variant, weighted up.
+    balance: str = "resample"
     head_epochs: int = 4
     finetune_epochs: int = 20
     patience: int = 5
@@ -141,12 +145,33 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
     return (w / (w[labels].mean())).astype(np.float32)
 
 
+def epoch_draw(
+    rng: np.random.Generator, labels: np.ndarray, n_versions: int, balance: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One epoch's (rows, versions, sample weights) over ``labels``.
+
+    "weights": every row once, with a random version, weighted by its class.
+    "resample": a row of a class with balanced weight w is drawn
+    min(ceil(w), n_versions) times, each time another version, and each draw
+    weighs w divided by the draws: the classes weigh what they weigh with
+    "weights", but a scarce note is seen in several augmentations per epoch
+    instead of one, weighted several times over."""
+    w = class_weights(labels)[labels]
+    if balance == "weights":
+        return np.arange(len(labels)), rng.integers(0, n_versions, len(labels)), w
+    if balance != "resample":
+        raise ValueError(f"unknown balance {balance!r}")
+    draws = np.clip(np.ceil(w - 1e-6), 1, n_versions).astype(int)
+    rows = np.repeat(np.arange(len(labels)), draws)
+    versions = np.concatenate([rng.permutation(n_versions)[:d] for d in draws])
+    return rows, versions, np.repeat(w / draws, draws)
+
+
 def fit(cfg: Config, top, feats, y, train_idx, val_idx=None, *, finetune_epochs=None, log=print):
     """Head then fine-tuning; returns the history and the best fine-tuning epoch count."""
     import keras
 
     rng = np.random.default_rng(cfg.seed)
-    weights = class_weights(y[train_idx])
     history = []
     best = {"loss": np.inf, "epoch": 0, "weights": None}
     schedule = [("head", cfg.head_epochs, cfg.head_lr)]
@@ -156,7 +181,8 @@ def fit(cfg: Config, top, feats, y, train_idx, val_idx=None, *, finetune_epochs=
         if phase == "finetune":
             # Cosine decay to zero over the planned epochs: the last epochs
             # settle instead of jumping around the minimum.
-            steps = epochs * int(np.ceil(len(train_idx) / cfg.batch_size))
+            per_epoch = len(epoch_draw(rng, y[train_idx], feats.shape[1], cfg.balance)[0])
+            steps = epochs * int(np.ceil(per_epoch / cfg.batch_size))
             lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps)
         top.compile(
             optimizer=keras.optimizers.Adam(lr),
@@ -166,14 +192,15 @@ def fit(cfg: Config, top, feats, y, train_idx, val_idx=None, *, finetune_epochs=
         stale = 0
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
-            # One augmented variant of every training image per epoch.
-            variant = rng.integers(0, feats.shape[1], len(train_idx))
-            x = feats[train_idx, variant].astype(np.float32)
-            yy = keras.utils.to_categorical(y[train_idx], len(CLASSES))
+            rows, versions, sample_weight = epoch_draw(
+                rng, y[train_idx], feats.shape[1], cfg.balance
+            )
+            x = feats[train_idx[rows], versions].astype(np.float32)
+            yy = keras.utils.to_categorical(y[train_idx[rows]], len(CLASSES))
             h = top.fit(
                 x,
                 yy,
-                sample_weight=weights[y[train_idx]],
+                sample_weight=sample_weight,
                 batch_size=cfg.batch_size,
                 epochs=1,
                 shuffle=True,
@@ -250,6 +277,7 @@ def compute_features(cfg: Config, items, train_items, log=print) -> np.ndarray:
                 cfg.input_size,
                 cfg.policy,
                 cfg.variants,
+                cfg.one_bit_rate,
                 cfg.seed,
                 [str(i.path) for i in items],
                 backgrounds,
@@ -275,6 +303,7 @@ def compute_features(cfg: Config, items, train_items, log=print) -> np.ndarray:
         seed=cfg.seed,
         size=cfg.input_size,
         policy=cfg.policy,
+        one_bit_rate=cfg.one_bit_rate,
         processes=cfg.processes,
         log=log,
     )

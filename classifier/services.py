@@ -444,11 +444,13 @@ def model_version_store_names(version: ModelVersion) -> tuple[str, str]:
     return f"{folder}/{version.version}.tflite", f"{folder}/{version.version}.json"
 
 
-def model_version_publish(*, version: ModelVersion) -> list[str] | None:
+def model_version_publish(*, version: ModelVersion, verify: bool = False) -> list[str] | None:
     """Put the version's .tflite and card in the object store unless there already; names written.
 
     None without object storage. The files sent are checked against the row
-    first: other machines would refuse anything else.
+    first: other machines would refuse anything else. An object counts as
+    there when its recorded checksum is right; with verify, only when its
+    bytes are (a download).
     """
     store = _model_store()
     if store is None:
@@ -463,7 +465,7 @@ def model_version_publish(*, version: ModelVersion) -> list[str] | None:
     ):
         # An object already there with the right checksum is not sent again; a
         # missing, older or tampered one is replaced.
-        if store.sha256(name) == sha256:
+        if store.sha256(name) == sha256 and (not verify or _object_sha256(store, name) == sha256):
             continue
         store.put(name, path, sha256=sha256)
         log.info("published %s (sha256 %s) to the object store", name, sha256[:12])
@@ -614,6 +616,13 @@ def _sha256_of(path: Path) -> str | None:
     return digest.hexdigest()
 
 
+def _object_sha256(store, name: str) -> str:
+    digest = hashlib.sha256()
+    for chunk in store.chunks(name):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _model_version_fetch(version: ModelVersion, store) -> Path:
     """Fetch the version into this machine's cache, once, and check it; ModelError if refused."""
     key = (version.version, version.sha256)
@@ -664,8 +673,8 @@ def _fetch_one(store, name: str, path: Path, sha256: str, version: ModelVersion)
             raise ModelError(
                 f"refused {name} from the object store: its sha256 is {digest.hexdigest()[:12]}…, "
                 f"model version {version.version} is registered with {sha256[:12]}… "
-                "(the object was corrupted or replaced; registering the right file again "
-                "publishes it again)"
+                "(the object was corrupted or replaced; `manage.py register_model` with the "
+                "right file publishes it again)"
             )
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from a worker running as another user
         os.replace(tmp, path)

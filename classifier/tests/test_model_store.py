@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from django.apps import apps
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from classifier import selectors, services, serving
 from classifier.ml.predictor import ModelError
@@ -552,3 +553,17 @@ def test_the_model_storage_exists_only_with_a_bucket():
     assert config["OPTIONS"]["bucket_name"] == "photos"
     assert config["OPTIONS"]["location"] == "usbills"
     assert config["OPTIONS"]["default_acl"] is None
+
+
+def test_the_admin_shows_the_checksums(machine_a, staff_user, client):
+    services.model_version_sync()
+    tiny2 = selectors.model_version_get(version="tiny-2")
+    client.force_login(staff_user)
+
+    listing = client.get(reverse("admin:classifier_modelversion_changelist")).content.decode()
+    page = client.get(tiny2.get_absolute_url()).content.decode()
+
+    assert tiny2.sha256[:12] in listing
+    assert tiny2.sha256 not in listing  # short in the list...
+    assert tiny2.sha256 in page  # ...whole on the version's page, with the card's
+    assert tiny2.card_sha256 in page

@@ -455,6 +455,8 @@ def model_version_publish(*, version: ModelVersion, verify: bool = False) -> lis
     store = _model_store()
     if store is None:
         return None
+    if not version.sha256:
+        raise ModelError(f"{version.version} has no checksums yet: register its files again")
     local = model_version_file(version)
     written = []
     for name, path, sha256 in zip(

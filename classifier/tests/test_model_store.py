@@ -520,14 +520,15 @@ def test_without_object_storage_a_changed_local_file_is_not_served(
     )
 
 
-def test_a_version_registered_before_checksums_is_served_as_before(
-    machine_a, use_predictor, tiny_predictor
-):
+def test_a_version_registered_before_checksums_is_served_as_before(model_store, machine_a):
     services.model_version_sync()
     ModelVersion.objects.filter(version="tiny-2").update(sha256="", card_sha256="")
     tiny2 = selectors.model_version_get(version="tiny-2")
 
     assert services.model_version_file(tiny2) == machine_a.models / "tiny-2.tflite"
+    # But nothing unchecked goes to the store.
+    with pytest.raises(ModelError, match="no checksums yet"):
+        services.model_version_publish(version=tiny2)
     # Registering it again records them.
     services.model_version_sync()
     assert selectors.model_version_get(version="tiny-2").sha256

@@ -81,9 +81,11 @@ class UploadForm(forms.Form):
         widget=forms.FileInput(attrs={"accept": "image/*"}),
     )
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, user, request_id: str = "", **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        # The proxy's id of the request (services.request_id_of).
+        self.request_id = request_id
 
     def clean_image(self):
         # Cheap early refusals; upload_create checks the size again, and the content.
@@ -105,7 +107,9 @@ class UploadForm(forms.Form):
     def save(self):
         """Create the upload and its prediction, or None with the reason on the form."""
         try:
-            return services.upload_create(user=self.user, file=self.cleaned_data["image"])
+            return services.upload_create(
+                user=self.user, file=self.cleaned_data["image"], request_id=self.request_id
+            )
         except ValidationError as exc:
             self.add_error("image", exc)
             return None

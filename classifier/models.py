@@ -131,11 +131,23 @@ class Upload(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     created = models.DateTimeField(default=timezone.now)
+    # The proxy's id of the request that sent it (nginx's X-Request-ID). When
+    # a replica dies holding an upload, nginx sends the same request, with the
+    # same id, to another one: the id makes that retry answer with the upload
+    # already saved instead of saving it twice.
+    request_id = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         indexes = [
             # The history page: one user's uploads, newest first.
             models.Index(fields=["owner", "-created"], name="upload_owner_created"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "request_id"],
+                condition=~models.Q(request_id=""),
+                name="upload_once_per_request",
+            )
         ]
 
     def __str__(self):

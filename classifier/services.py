@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 import secrets
 import tempfile
 import time
@@ -20,7 +21,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage, storages
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -69,13 +70,22 @@ class DeviceAnswer:
             raise ValidationError("Which model gave the answer?", code="invalid")
 
 
-def upload_create(*, user, file, device: DeviceAnswer | None = None) -> Prediction:
+def upload_create(
+    *, user, file, device: DeviceAnswer | None = None, request_id: str = ""
+) -> Prediction:
     """Check a photo by its content, store it, classify it and save Upload + Prediction.
 
     device is the browser's own answer, for a frame saved from the live page.
-    Raises ValidationError for a photo the site does not accept, and
+    request_id is the proxy's id of the request (see request_id_of): a request
+    already answered is answered again with the same prediction, not saved
+    twice. Raises ValidationError for a photo the site does not accept, and
     errors.ServiceUnavailable when the model or the storage fails.
     """
+    if request_id:
+        done = _prediction_of_request(user, request_id)
+        if done is not None:
+            log.info("upload by %s: request %s was answered already", user.pk, request_id)
+            return done
     data = _read_capped(file)
     try:
         image = preprocess.open_image(data, max_pixels=settings.CLASSIFIER_MAX_PIXELS)
@@ -117,6 +127,7 @@ def upload_create(*, user, file, device: DeviceAnswer | None = None) -> Predicti
                 size=len(data),
                 width=width,
                 height=height,
+                request_id=request_id,
             )
             prediction = Prediction.objects.create(
                 upload=upload,
@@ -135,6 +146,16 @@ def upload_create(*, user, file, device: DeviceAnswer | None = None) -> Predicti
         # No row was saved, so no file may stay behind either.
         for name in stored:
             default_storage.delete(name)
+        twin = (
+            _prediction_of_request(user, request_id)
+            if request_id and isinstance(exc, IntegrityError)
+            else None
+        )
+        if twin is not None:
+            # The same request, sent again by the proxy, was saved meanwhile by
+            # the replica it first went to.
+            log.info("upload by %s: request %s was answered by a twin", user.pk, request_id)
+            return twin
         if isinstance(exc, OSError):  # the media directory is full or not writable
             log.exception("could not store an upload")
             raise errors.storage_unavailable() from exc
@@ -254,6 +275,27 @@ def _device_fields(device: DeviceAnswer | None, server_answer: str) -> dict:
         # browser's preprocessing) is wrong, and a reviewer should say which.
         "device_disagrees": device.answer != server_answer,
     }
+
+
+def request_id_of(request) -> str:
+    """The proxy's id of this request (X-Request-ID), or "" when it has none that fits.
+
+    nginx sets it (the client's own header is replaced), and keeps it when it
+    sends a request again to another replica. Without nginx a client may set
+    it: it then only ever finds that client's own uploads."""
+    value = request.headers.get("X-Request-ID", "")
+    return value if _REQUEST_ID_RE.fullmatch(value) else ""
+
+
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+def _prediction_of_request(user, request_id: str) -> Prediction | None:
+    return (
+        Prediction.objects.select_related("upload")
+        .filter(upload__owner=user, upload__request_id=request_id)
+        .first()
+    )
 
 
 def _read_capped(file) -> bytes:

@@ -52,7 +52,12 @@ def signup(request):
 @require_http_methods(["GET", "POST"])
 @limit_uploads
 def upload(request):
-    form = UploadForm(request.POST or None, request.FILES or None, user=request.user)
+    form = UploadForm(
+        request.POST or None,
+        request.FILES or None,
+        user=request.user,
+        request_id=services.request_id_of(request),
+    )
     status = 200
     if request.method == "POST" and form.is_valid():
         try:

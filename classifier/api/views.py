@@ -79,7 +79,12 @@ def predictions(request):
 
 
 def _create(request):
-    form = UploadForm(request.POST, request.FILES, user=request.user)
+    form = UploadForm(
+        request.POST,
+        request.FILES,
+        user=request.user,
+        request_id=services.request_id_of(request),
+    )
     if form.is_valid():
         try:
             prediction = form.save()

@@ -24,7 +24,9 @@ class LiveSaveForm(UploadForm):
             model_version=data["device_model_version"],
         )
         try:
-            return services.upload_create(user=self.user, file=data["image"], device=device)
+            return services.upload_create(
+                user=self.user, file=data["image"], device=device, request_id=self.request_id
+            )
         except ValidationError as exc:
             self.add_error("image", exc)
             return None

@@ -151,7 +151,12 @@ def save(request):
         response = _error("rate_limited", "Too many photos saved; try again soon.", 429)
         response["Retry-After"] = str(max(1, limit.retry_after))
         return response
-    form = LiveSaveForm(request.POST, request.FILES, user=request.user)
+    form = LiveSaveForm(
+        request.POST,
+        request.FILES,
+        user=request.user,
+        request_id=services.request_id_of(request),
+    )
     prediction = None
     if form.is_valid():
         try:

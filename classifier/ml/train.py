@@ -8,8 +8,9 @@ The recipe, in order (``train`` runs the steps below):
    (features.py), kept in a cache between runs.
 3. ``validation_run``: train the classifier head on the frozen backbone,
    then fine-tune the top of the backbone (after ``Backbone.cut_layer``)
-   with BatchNorm frozen, class weights for the scarce $20/$50/$100, label
-   smoothing and early stopping; export it and run it through the real
+   with BatchNorm frozen, the scarce $20/$50/$100 drawn in several
+   augmented variants per epoch (``epoch_draw``), label smoothing and early
+   stopping; export it and run it through the real
    serving path (LiteRT Predictor) on the validation photos.
 4. ``calibrate``: fit a temperature, then choose the "can't identify"
    threshold and the "sure" band on the held-out currencies and sources.

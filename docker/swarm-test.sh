@@ -1,0 +1,395 @@
+#!/bin/bash
+# make swarm-test: the Swarm stack (docker/stack.yml) on a one-node swarm of
+# this machine, under load while it changes.
+#
+#  1. Docker Engine and the images, as `make docker-test` makes them (its
+#     --build step: the cached layers make this quick when docker-test has
+#     just run), plus two cheap ones: nginx with the static files in it, and
+#     a web image that differs from the running one by a label only, to
+#     roll out.
+#  2. `docker swarm init` on loopback (refused when this dockerd is already in
+#     a swarm: that one is not ours to touch), node labels for placement,
+#     the secrets, and `docker stack deploy` with 3 web replicas and the
+#     photos in the SeaweedFS service's bucket.
+#  3. 8 clients upload through nginx's published port on loopback for a
+#     minute (classifier/tests/deploy/swarm_load.py; no retries, every
+#     failure counted). Meanwhile: one web container is killed (`docker
+#     kill`), a model version is activated from inside a replica, and the web
+#     service is rolled to the new image (`docker service update --force`).
+#  4. Checks: no failed upload; upload rows = photos in the bucket = client
+#     successes; every upload started after the activation answered by the
+#     new version, on every replica running at the end.
+#  5. The figures: uploads, failures, uploads/s, p50/p95 latency, the time
+#     of each step.
+# Whatever happens, the stack, its volumes, secrets and networks go, the swarm
+# is left, and dockerd is stopped if this run started it.
+#
+#   docker/swarm-test.sh          the test (make swarm-test)
+#   docker/swarm-test.sh --bench  uploads/s with 1, 2 and 3 web replicas, the
+#                                 memory of a worker, and what 1,000 uploads
+#                                 add to Postgres and the bucket (make swarm-bench)
+#
+# Environment: PYTHON (default .venv/bin/python), SWARM_TEST_SECONDS (load
+# time, default 60), SWARM_TEST_CLIENTS (default 8), SWARM_BENCH_SECONDS
+# (per replica count, default 30), DOCKER_TEST_STATE as for docker-test.sh.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-}
+if [ -z "$PYTHON" ]; then
+    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
+export DOCKER_BUILDKIT=0
+MODE=test
+case "${1:-}" in
+"") ;;
+--bench) MODE=bench ;;
+*)
+    echo "usage: docker/swarm-test.sh [--bench]" >&2
+    exit 2
+    ;;
+esac
+STACK=usbills-swarmtest
+SECONDS_LOAD=${SWARM_TEST_SECONDS:-60}
+CLIENTS=${SWARM_TEST_CLIENTS:-8}
+BENCH_SECONDS=${SWARM_BENCH_SECONDS:-30}
+WEB_IMAGE=usbills-web:dockertest
+NEXT_IMAGE=usbills-web:swarmtest-next
+NGINX_STATIC_IMAGE=usbills-nginx-static:swarmtest
+work=$(mktemp -d "${TMPDIR:-/tmp}/usbills-swarm-test.XXXXXX")
+engine_state=${DOCKER_TEST_STATE:-$work/engine}
+DOCKER=""
+swarm_ours=""
+gwbridge_before=""
+deployed=""
+secrets_made=""
+guard_ports=""
+status=1
+TIMES=""
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+say() { echo "swarm-test: $*"; }
+# One line per step for the summary at the end.
+step_done() {
+    say "$1: $2 s"
+    TIMES="${TIMES}    $1: $2 s"$'\n'
+}
+free_port() {
+    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+secret_value() { "$PYTHON" -c "import secrets; print(secrets.$1)"; }
+
+# The containers of one of the stack's services, running ones or all.
+containers() {
+    "$DOCKER" ps ${2:+-a} -q --no-trunc --filter "label=com.docker.swarm.service.name=${STACK}_$1"
+}
+one_container() { containers "$1" | head -n 1; }
+
+teardown() {
+    set +e
+    if [ -n "$deployed" ]; then
+        if [ "$status" != 0 ]; then
+            say "state of the failed run:"
+            "$DOCKER" service ls 2>&1 | sed 's/^/    /'
+            "$DOCKER" service ps --no-trunc "${STACK}_web" 2>&1 | head -20 | sed 's/^/    /'
+            "$DOCKER" service logs --tail 30 "${STACK}_web" 2>&1 | sed 's/^/    /'
+        fi
+        say "removing the stack, its volumes and networks"
+        "$DOCKER" stack rm "$STACK" >/dev/null
+        # Volumes can go only once their containers have.
+        local tries=0
+        while [ -n "$("$DOCKER" ps -aq --filter "label=com.docker.stack.namespace=$STACK")" ] ||
+            [ -n "$("$DOCKER" network ls -q --filter "label=com.docker.stack.namespace=$STACK")" ]; do
+            tries=$((tries + 1))
+            [ "$tries" -lt 120 ] || break
+            sleep 0.5
+        done
+        "$DOCKER" volume ls -q --filter "label=com.docker.stack.namespace=$STACK" |
+            xargs -r "$DOCKER" volume rm >/dev/null
+    fi
+    for name in $secrets_made; do "$DOCKER" secret rm "$name" >/dev/null; done
+    if [ -n "$swarm_ours" ]; then
+        say "leaving the swarm"
+        "$DOCKER" swarm leave --force >/dev/null
+        # `swarm init` made this bridge for the containers' outside traffic.
+        if [ -z "$gwbridge_before" ]; then "$DOCKER" network rm docker_gwbridge >/dev/null 2>&1; fi
+    fi
+    for port in $guard_ports; do
+        iptables -D DOCKER-USER -p tcp -m conntrack --ctorigdstport "$port" -j DROP 2>/dev/null
+    done
+    if [ -n "$DOCKER" ]; then "$DOCKER" image rm "$NEXT_IMAGE" >/dev/null 2>&1; fi
+    if [ -z "${DOCKER_TEST_STATE:-}" ]; then sh docker/engine.sh stop "$engine_state"; fi
+    rm -rf "$work"
+    if [ "$status" = 0 ]; then say "PASSED"; else say "FAILED"; fi
+}
+trap 'status=$?; teardown' EXIT
+trap 'exit 130' INT TERM
+
+# 1. Engine and images -----------------------------------------------------------
+
+build_images() {
+    local t0
+    t0=$(now)
+    # docker-test's own build step: the engine (started when none answers),
+    # the stand-in base images and the project's images, from cache when
+    # nothing changed. It leaves dockerd running; teardown stops it if it
+    # was started for this run (the state folder says).
+    DOCKER_TEST_STATE=$engine_state DOCKER_TEST_TRAIN=0 PYTHON=$PYTHON \
+        bash docker/docker-test.sh --build 2>&1 | sed 's/^/    /'
+    # shellcheck source=/dev/null
+    . "$engine_state/engine.env"
+    "$DOCKER" build --quiet -f nginx/static.Dockerfile --build-arg "WEB_IMAGE=$WEB_IMAGE" \
+        --build-arg NGINX_IMAGE=usbills-nginx:dockertest -t "$NGINX_STATIC_IMAGE" nginx >/dev/null
+    # The image to roll out: the same code under another image id.
+    printf 'FROM %s\nLABEL org.usbills.rollout="%s"\n' "$WEB_IMAGE" "$(date +%s.%N)" |
+        "$DOCKER" build --quiet -t "$NEXT_IMAGE" - >/dev/null
+    step_done "images (docker-test's build, cached, and the two swarm images)" "$(since "$t0")"
+}
+
+# 2. Swarm and stack --------------------------------------------------------------
+
+init_swarm() {
+    local t0 node state
+    t0=$(now)
+    state=$("$DOCKER" info --format '{{ .Swarm.LocalNodeState }}')
+    if [ "$state" != inactive ]; then
+        say "this dockerd is already part of a swarm ($state): not touching it" >&2
+        exit 1
+    fi
+    if "$DOCKER" network inspect docker_gwbridge >/dev/null 2>&1; then gwbridge_before=1; fi
+    swarm_ours=1
+    "$DOCKER" swarm init --advertise-addr 127.0.0.1 >/dev/null
+    node=$("$DOCKER" node ls -q)
+    # The one node holds the database, the bucket and the edge.
+    "$DOCKER" node update --label-add usbills.db=true --label-add usbills.objects=true \
+        --label-add usbills.edge=true "$node" >/dev/null
+    step_done "swarm init, node labels" "$(since "$t0")"
+}
+
+# Host-mode ports listen on every address of the machine (a swarm port has no
+# address to bind): this test answers only this machine. Connections from
+# elsewhere are forwarded through DOCKER-USER, where they are dropped; those
+# from loopback never pass there.
+guard_published_ports() {
+    local port
+    if ! command -v iptables >/dev/null || ! iptables -S DOCKER-USER >/dev/null 2>&1; then
+        say "no iptables DOCKER-USER chain: the test's ports are open to the network while it runs"
+        return 0
+    fi
+    for port in "$HTTP_PORT" "$HTTPS_PORT"; do
+        iptables -I DOCKER-USER -p tcp -m conntrack --ctorigdstport "$port" -j DROP
+        guard_ports="$guard_ports $port"
+    done
+}
+
+make_secrets() {
+    local name
+    # The values exist only in the swarm's encrypted store and the
+    # containers' /run/secrets: never in a file or the environment here.
+    for name in django_secret_key postgres_password s3_secret_key; do
+        case "$name" in
+        django_secret_key) secret_value 'token_urlsafe(50)' ;;
+        postgres_password) secret_value 'token_hex(16)' ;;
+        s3_secret_key) secret_value 'token_urlsafe(30)' ;;
+        esac | "$DOCKER" secret create "${STACK}_$name" - >/dev/null
+        secrets_made="$secrets_made ${STACK}_$name"
+    done
+}
+
+# Ready: the wanted number of web tasks running (healthy: Swarm reports a
+# task with a health check running only then), the site answering through
+# nginx, and a replica able to write to the bucket.
+answers() {
+    "$PYTHON" -c 'import ssl, sys, urllib.request
+urllib.request.urlopen(sys.argv[1], context=ssl._create_unverified_context(), timeout=3)' \
+        "https://localhost:$HTTPS_PORT/healthz" 2>/dev/null
+}
+
+web_running() {
+    "$DOCKER" service ps --filter desired-state=running --format '{{ .CurrentState }}' \
+        "${STACK}_web" | grep -c '^Running' || true
+}
+
+in_web() { "$DOCKER" exec "$(one_container web)" python manage.py shell -v 0 -c "$1"; }
+
+wait_ready() {
+    local want=$1 what=$2 t0 tries=0
+    t0=$(now)
+    until [ "$(web_running)" = "$want" ] && [ "$(containers web | wc -l)" = "$want" ] &&
+        answers && in_web "from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage as s
+s.delete(s.save('ready/check', ContentFile(b'ready')))" >/dev/null 2>&1; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 180 ]; then
+            say "$what: not ready within 180 s" >&2
+            exit 1
+        fi
+        sleep 1
+    done
+    step_done "$what" "$(since "$t0")"
+}
+
+deploy() {
+    local t0
+    HTTP_PORT=$(free_port)
+    HTTPS_PORT=$(free_port)
+    guard_published_ports
+    make_secrets
+    export WEB_IMAGE NGINX_IMAGE=$NGINX_STATIC_IMAGE HTTP_PORT HTTPS_PORT \
+        SEAWEEDFS_IMAGE=usbills-seaweedfs:dockertest \
+        POSTGRES_IMAGE=usbills-standin/postgres:15-bookworm \
+        REDIS_IMAGE=usbills-standin/redis:7-bookworm \
+        SECRETS_PREFIX=$STACK \
+        DJANGO_ALLOWED_HOSTS=localhost,127.0.0.1 \
+        DJANGO_CSRF_TRUSTED_ORIGINS=https://localhost:$HTTPS_PORT \
+        NGINX_SERVER_NAME=localhost \
+        S3_ACCESS_KEY=usbills-$("$PYTHON" -c 'import secrets; print(secrets.token_hex(6))') \
+        CLASSIFIER_UPLOAD_RATE=off \
+        WEB_REPLICAS=${WEB_REPLICAS:-3}
+    export WEB_CONCURRENCY=${WEB_CONCURRENCY:-}
+    t0=$(now)
+    deployed=1
+    # Images are local: no registry to ask for their digests.
+    "$DOCKER" stack deploy --resolve-image never -c docker/stack.yml "$STACK" 2>&1 |
+        grep -v '^Creating' | sed 's/^/    /' || true
+    step_done "stack deploy (the command)" "$(since "$t0")"
+    wait_ready "$WEB_REPLICAS" "stack up: $WEB_REPLICAS web replicas healthy, site answering through nginx, bucket writable"
+    "$DOCKER" exec "$(one_container nginx)" cat /etc/nginx/certs/fullchain.pem >"$work/fullchain.pem"
+}
+
+# 3. Load and changes ---------------------------------------------------------------
+
+load() {
+    "$PYTHON" -m classifier.tests.deploy.swarm_load run \
+        --https "https://localhost:$HTTPS_PORT" --cafile "$work/fullchain.pem" \
+        --clients "$CLIENTS" --seconds "$1" --out "$2"
+}
+
+# The version to switch to: one the replicas serve from their image.
+pick_version() {
+    local active
+    active=$(in_web "from classifier import selectors; print(selectors.model_version_active().version)")
+    NEW_VERSION=$(in_web "from classifier.models import ModelVersion
+print(ModelVersion.objects.exclude(version='$active').order_by('-created').values_list('version', flat=True).first() or '')")
+    [ -n "$NEW_VERSION" ] || { say "only one model version: nothing to switch to" >&2; exit 1; }
+    say "active model $active; the load will switch to $NEW_VERSION"
+}
+
+at() { # wait until $1 seconds after the load started
+    local wait
+    wait=$(awk -v s="$load_start" -v d="$1" -v n="$(now)" 'BEGIN { w = s + d - n; print (w > 0 ? w : 0) }')
+    sleep "$wait"
+}
+rel() { awk -v s="$load_start" -v n="$(now)" 'BEGIN { printf "+%.1f s", n - s }'; }
+
+kill_replica() {
+    local victim t0
+    victim=$(one_container web)
+    t0=$(now)
+    say "$(rel): docker kill ${victim:0:12} (one web replica)"
+    "$DOCKER" kill "$victim" >/dev/null
+    until [ "$(web_running)" = 3 ] && [ "$(containers web | wc -l)" = 3 ]; do sleep 0.5; done
+    step_done "docker kill: a replacement replica healthy after" "$(since "$t0")"
+}
+
+activate() {
+    local t0
+    t0=$(now)
+    say "$(rel): activate_model $NEW_VERSION in a replica"
+    "$DOCKER" exec "$(one_container web)" python manage.py activate_model "$NEW_VERSION" |
+        sed 's/^/    /'
+    SWITCHED_AT=$(now)
+    step_done "activate_model (docker exec)" "$(since "$t0")"
+}
+
+roll_out() {
+    local t0 state
+    t0=$(now)
+    say "$(rel): docker service update --force --image $NEXT_IMAGE"
+    "$DOCKER" service update --detach --force --no-resolve-image --image "$NEXT_IMAGE" \
+        "${STACK}_web" >/dev/null
+    while :; do
+        state=$("$DOCKER" service inspect --format '{{ if .UpdateStatus }}{{ .UpdateStatus.State }}{{ end }}' "${STACK}_web")
+        case "$state" in
+        completed) break ;;
+        rollback_* | paused)
+            say "the rolling update ended in '$state'" >&2
+            exit 1
+            ;;
+        esac
+        sleep 0.5
+    done
+    say "$(rel): rolling update completed"
+    step_done "rolling update to the new image (3 replicas, start-first)" "$(since "$t0")"
+}
+
+under_load() {
+    local t0 load_pid load_status=0
+    pick_version
+    t0=$(now)
+    load_start=$(now)
+    load "$SECONDS_LOAD" "$work/records.json" >"$work/load.log" 2>&1 &
+    load_pid=$!
+    at 8
+    kill_replica
+    at 20
+    activate
+    at 25
+    roll_out
+    wait "$load_pid" || load_status=$?
+    sed 's/^/    /' "$work/load.log"
+    step_done "load ($CLIENTS clients, ${SECONDS_LOAD} s asked)" "$(since "$t0")"
+    LOAD_FAILED=$load_status
+}
+
+# 4. Checks -------------------------------------------------------------------------
+
+check() {
+    local db id name counts
+    db=$(one_container db)
+    "$DOCKER" exec "$db" psql -U usbills -d usbills -AtF $'\t' \
+        -c "SELECT id, model_version FROM classifier_prediction" >"$work/rows.tsv"
+    UPLOAD_ROWS=$("$DOCKER" exec "$db" psql -U usbills -d usbills -Atc "SELECT count(*) FROM classifier_upload")
+    counts=$(in_web "from django.core.files.storage import default_storage as s
+print(*(len(s.listdir(d)[1]) for d in ('photos', 'display', 'thumbnails')))")
+    # shellcheck disable=SC2086 # three numbers
+    set -- $counts
+    PHOTOS=$1
+    say "bucket: $1 photos, $2 page-size copies, $3 thumbnails"
+    [ "$2" = "$1" ] && [ "$3" = "$1" ] || { say "the bucket's three kinds of object differ" >&2; exit 1; }
+    # Every web container this run had, killed and replaced ones too: each
+    # one's access log says which uploads it answered.
+    mkdir -p "$work/logs"
+    for id in $(containers web all); do
+        name=$("$DOCKER" inspect --format '{{ index .Config.Labels "com.docker.swarm.task.name" }}' "$id")
+        "$DOCKER" logs "$id" >"$work/logs/$name.${id:0:12}.log" 2>&1
+    done
+    for id in $(containers web); do
+        name=$("$DOCKER" inspect --format '{{ index .Config.Labels "com.docker.swarm.task.name" }}' "$id")
+        echo "$name.${id:0:12}"
+    done >"$work/logs/running.txt"
+    "$PYTHON" -m classifier.tests.deploy.swarm_load check --records "$work/records.json" \
+        --rows "$work/rows.tsv" --uploads "$UPLOAD_ROWS" --photos "$PHOTOS" \
+        --logs "$work/logs" --switched-at "$SWITCHED_AT" --version "$NEW_VERSION" | sed 's/^/    /'
+    [ "${PIPESTATUS[0]}" = 0 ] && [ "$LOAD_FAILED" = 0 ]
+}
+
+# --bench -------------------------------------------------------------------------
+
+bench() {
+    : # filled in below
+}
+
+build_images
+init_swarm
+deploy
+if [ "$MODE" = bench ]; then
+    bench
+else
+    under_load
+    check
+fi
+say "steps:"
+printf '%s' "$TIMES"
+status=0

@@ -433,7 +433,14 @@ FIGURES = ("n", *HEADLINE)
 class ModelVersionAdmin(admin.ModelAdmin):
     """Every model the app has served or could serve; activating one switches the workers."""
 
-    list_display = ["version", "is_active", "created", "activated_at", "validation_accuracy"]
+    list_display = [
+        "version",
+        "is_active",
+        "created",
+        "activated_at",
+        "validation_accuracy",
+        "short_sha256",
+    ]
     list_filter = ["is_active"]
     ordering = ["-created", "-pk"]
     actions = ["activate"]
@@ -444,6 +451,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "created",
         "registered",
         "file",
+        "sha256",
+        "card_sha256",
         "held_out_figures",
         "confusion_matrix",
         "since_live",
@@ -504,6 +513,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def validation_accuracy(self, obj):
         value = obj.validation.get("accuracy")
         return "-" if value is None else f"{value:.1%}"
+
+    @admin.display(description="sha256")
+    def short_sha256(self, obj):
+        # Enough to tell versions apart, and to compare with `sha256sum`.
+        return obj.sha256[:12] or "-"
 
     @admin.display(description="held-out figures")
     def held_out_figures(self, obj):

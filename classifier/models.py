@@ -41,6 +41,16 @@ class ModelVersion(models.Model):
         help_text="the .tflite file, relative to CLASSIFIER_MODELS_DIR when it is inside it",
     )
     card = models.JSONField(help_text="the model card: classes, threshold, metrics")
+    # The bytes every worker must load under this name, wherever it gets them
+    # (CLASSIFIER_MODELS_DIR, the object store, its cache): a file that does
+    # not match is never served. Empty for a version whose files could not be
+    # read when checksums were introduced; registering it again fills them.
+    sha256 = models.CharField(
+        max_length=64, blank=True, default="", help_text="SHA-256 of the .tflite file, hex"
+    )
+    card_sha256 = models.CharField(
+        max_length=64, blank=True, default="", help_text="SHA-256 of the card (.json) file, hex"
+    )
     created = models.DateTimeField(help_text="when the model was trained")
     registered = models.DateTimeField(default=timezone.now)
     activated_at = models.DateTimeField(null=True, blank=True)

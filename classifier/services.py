@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
 import logging
+import os
 import secrets
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +19,7 @@ from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import default_storage, storages
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -233,8 +236,9 @@ def _model_version_of(version: str, predictor) -> ModelVersion | None:
     found = ModelVersion.objects.filter(version=version).only("pk", "version").first()
     if found is None and predictor.path is not None:
         # A model loaded from a file nobody registered (a shell, a test server):
-        # registered now, so that the prediction still says which model it was.
-        found = model_version_register(model_path=predictor.path)
+        # registered now, so that the prediction still says which model it was
+        # (not published: no upload to the object store on the request path).
+        found = model_version_register(model_path=predictor.path, publish=False)
     return found
 
 
@@ -381,6 +385,15 @@ def reviewer_group_ensure(*, users=()):
 
 # Model versions ---------------------------------------------------------------
 
+# Where a version's files go in the object store (STORAGES["models"]).
+MODEL_STORE_PREFIX = "models"
+# A fetch from the object store that failed is not tried again by this
+# process for this long: a refused object must not cost a download per upload.
+MODEL_FETCH_RETRY_SECONDS = 30.0
+_fetch_failures: dict[tuple[str, str], tuple[float, str]] = {}
+# path -> ((inode, size, mtime), sha256): a file is hashed again only when it changed.
+_hashes: dict[str, tuple[tuple[int, int, int], str]] = {}
+
 
 def model_version_path(version: ModelVersion) -> Path:
     """The .tflite file of a version, wherever CLASSIFIER_MODELS_DIR is on this machine."""
@@ -388,14 +401,100 @@ def model_version_path(version: ModelVersion) -> Path:
     return path if path.is_absolute() else Path(settings.CLASSIFIER_MODELS_DIR) / path
 
 
-@transaction.atomic
-def model_version_register(*, model_path: str | Path) -> ModelVersion:
-    """Record a model (a .tflite with its card beside it) as a version, inactive if new."""
+def model_version_file(version: ModelVersion) -> Path:
+    """A .tflite of this version on this machine (its card beside it), checked against the row.
+
+    Local files first (CLASSIFIER_MODELS_DIR, or where it was registered),
+    then this machine's cache, then, with object storage, a fetch into the
+    cache. Bytes whose SHA-256 differs from the row's are never returned:
+    ModelError says where they came from.
+    """
+    local = model_version_path(version)
+    if not version.sha256:
+        # Registered before checksums were kept, from files unreadable since:
+        # nothing to check against, and nothing to fetch by.
+        return local
+    if _files_match(local, version):
+        return local
+    if local.exists():
+        log.warning(
+            "%s is not the file registered as model version %s (sha256 %s, expected %s)",
+            local,
+            version.version,
+            (_sha256_of(local) or "unreadable")[:12],
+            version.sha256[:12],
+        )
+    cached = _cache_path(version)
+    if _files_match(cached, version):
+        return cached
+    store = _model_store()
+    if store is None:
+        if local.exists():
+            raise ModelError(
+                f"model file {local} is not the one registered as {version.version}: "
+                f"its sha256 differs from {version.sha256[:12]}…"
+            )
+        raise ModelError(f"model file {local} does not exist.")
+    return _model_version_fetch(version, store)
+
+
+def model_version_store_names(version: ModelVersion) -> tuple[str, str]:
+    """The object names of a version's .tflite and card in the object store."""
+    folder = f"{MODEL_STORE_PREFIX}/{version.version}"
+    return f"{folder}/{version.version}.tflite", f"{folder}/{version.version}.json"
+
+
+def model_version_publish(*, version: ModelVersion) -> list[str] | None:
+    """Put the version's .tflite and card in the object store unless there already; names written.
+
+    None without object storage. The files sent are checked against the row
+    first: other machines would refuse anything else.
+    """
+    store = _model_store()
+    if store is None:
+        return None
+    local = model_version_file(version)
+    written = []
+    for name, path, sha256 in zip(
+        model_version_store_names(version),
+        (local, local.with_suffix(".json")),
+        (version.sha256, version.card_sha256),
+        strict=True,
+    ):
+        # An object already there with the right checksum is not sent again; a
+        # missing, older or tampered one is replaced.
+        if store.sha256(name) == sha256:
+            continue
+        store.put(name, path, sha256=sha256)
+        log.info("published %s (sha256 %s) to the object store", name, sha256[:12])
+        written.append(name)
+    return written
+
+
+def model_version_register(*, model_path: str | Path, publish: bool = True) -> ModelVersion:
+    """Record a model (a .tflite with its card beside it) as a version, inactive if new.
+
+    The row keeps the SHA-256 of both files: under this version, those bytes
+    and no others are served. With object storage the files are published
+    there too (publish=False skips that; OSError when the store fails, after
+    the row is saved, so registering again finishes the job).
+    """
+    from .ml.train import valid_version  # numpy only; no TensorFlow
+
     tflite, card_path = resolve_model(model_path)
     card = read_card(card_path)
     if "version" not in card:
         raise ModelError(f"model card {card_path} lacks the field 'version'")
     version = card["version"]
+    if not isinstance(version, str) or not valid_version(version):
+        # The name becomes file and object names on every machine.
+        raise ModelError(
+            f"model card {card_path}: version {version!r} must be letters, digits, dot, dash "
+            "and underscore"
+        )
+    sha256, card_sha256 = _sha256_of(tflite), _sha256_of(card_path)
+    if sha256 is None or card_sha256 is None:
+        raise ModelError(f"cannot read {tflite} or its card {card_path}")
     # Inside the models directory the path is stored relative to it, so that
     # the web and train containers, which mount it in different places, agree.
     try:
@@ -403,11 +502,37 @@ def model_version_register(*, model_path: str | Path) -> ModelVersion:
     except ValueError:
         file = str(tflite.resolve())
     created = parse_datetime(str(card.get("created", ""))) or timezone.now()
-    obj, _ = ModelVersion.objects.update_or_create(
-        version=version, defaults={"file": file, "card": card, "created": created}
-    )
-    # Predictions made before the version was registered name it only by string.
-    Prediction.objects.filter(model=None, model_version=version).update(model=obj)
+    with transaction.atomic():
+        known = ModelVersion.objects.select_for_update().filter(version=version).first()
+        if (
+            known is not None
+            and known.sha256
+            and (known.sha256, known.card_sha256)
+            != (
+                sha256,
+                card_sha256,
+            )
+        ):
+            # Predictions name the version: its model must never change under them.
+            raise ModelError(
+                f"{tflite} is not the model registered as {version} (sha256 {sha256[:12]}… "
+                f"and card {card_sha256[:12]}…, registered {known.sha256[:12]}… and "
+                f"{known.card_sha256[:12]}…): give it a version name of its own"
+            )
+        obj, _ = ModelVersion.objects.update_or_create(
+            version=version,
+            defaults={
+                "file": file,
+                "card": card,
+                "created": created,
+                "sha256": sha256,
+                "card_sha256": card_sha256,
+            },
+        )
+        # Predictions made before the version was registered name it only by string.
+        Prediction.objects.filter(model=None, model_version=version).update(model=obj)
+    if publish:
+        model_version_publish(version=obj)
     return obj
 
 
@@ -419,11 +544,13 @@ def model_version_sync() -> ModelVersion | None:
         for tflite in sorted(models_dir.glob("*.tflite")):
             try:
                 model_version_register(model_path=tflite)
-            except ModelError:
-                log.warning("not registering %s: no readable card beside it", tflite)
+            except ModelError as exc:
+                log.warning("not registering %s: %s", tflite, exc)
+            except OSError as exc:
+                log.warning("%s is registered but not in the object store: %s", tflite, exc)
     configured = None
     try:
-        configured = model_version_register(model_path=models_dir)
+        configured = model_version_register(model_path=models_dir, publish=False)
     except ModelError:
         log.warning("the seed model of %s (its CURRENT) is not usable", models_dir)
     active = ModelVersion.objects.select_for_update().filter(is_active=True).first()
@@ -438,9 +565,10 @@ def model_version_sync() -> ModelVersion | None:
 
 def model_version_activate(*, version: ModelVersion) -> ModelVersion:
     """Make this version the one every worker serves (and the others inactive)."""
-    # Load it first: a version that cannot be served must never become active,
-    # or every worker would keep failing to switch to it.
-    Predictor.load(model_version_path(version), num_threads=1)
+    # Load it first (fetched and checked, if this machine lacks it): a version
+    # that cannot be served must never become active, or every worker would
+    # keep failing to switch to it.
+    Predictor.load(model_version_file(version), num_threads=1)
     with transaction.atomic():
         ModelVersion.objects.select_for_update().filter(is_active=True).exclude(
             pk=version.pk
@@ -450,6 +578,106 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
         version.save(update_fields=["is_active", "activated_at"])
     log.info("model version %s activated", version.version)
     return version
+
+
+def _model_store():
+    # The "models" storage exists only with a bucket (usbills_site/storage.py).
+    return storages["models"] if "models" in settings.STORAGES else None
+
+
+def _cache_path(version: ModelVersion) -> Path:
+    return Path(settings.CLASSIFIER_MODEL_CACHE) / f"{version.version}.tflite"
+
+
+def _files_match(tflite: Path, version: ModelVersion) -> bool:
+    return (
+        _sha256_of(tflite) == version.sha256
+        and _sha256_of(tflite.with_suffix(".json")) == version.card_sha256
+    )
+
+
+def _sha256_of(path: Path) -> str | None:
+    """The file's SHA-256, or None when it cannot be read; hashed again only after a change."""
+    try:
+        st = path.stat()
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        known = _hashes.get(str(path))
+        if known is not None and known[0] == stamp:
+            return known[1]
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    _hashes[str(path)] = (stamp, digest.hexdigest())
+    return digest.hexdigest()
+
+
+def _model_version_fetch(version: ModelVersion, store) -> Path:
+    """Fetch the version into this machine's cache, once, and check it; ModelError if refused."""
+    key = (version.version, version.sha256)
+    failed = _fetch_failures.get(key)
+    if failed is not None and time.monotonic() - failed[0] < MODEL_FETCH_RETRY_SECONDS:
+        raise ModelError(failed[1])
+    target = _cache_path(version)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # One fetch per machine: the other workers wait here, then find the
+        # checked files in place.
+        with (target.parent / f".{version.version}.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            names = model_version_store_names(version)
+            for name, path, sha256 in (
+                (names[1], target.with_suffix(".json"), version.card_sha256),
+                (names[0], target, version.sha256),
+            ):
+                if _sha256_of(path) != sha256:
+                    _fetch_one(store, name, path, sha256, version)
+    except ModelError as exc:
+        _fetch_failures[key] = (time.monotonic(), str(exc))
+        log.error("%s", exc)
+        raise
+    except OSError as exc:
+        message = f"cannot fetch model version {version.version} from the object store: {exc}"
+        _fetch_failures[key] = (time.monotonic(), message)
+        log.error("%s", message)
+        raise ModelError(message) from exc
+    _fetch_failures.pop(key, None)
+    return target
+
+
+def _fetch_one(store, name: str, path: Path, sha256: str, version: ModelVersion) -> None:
+    # Into a temporary file beside the target, flushed to disk and checked,
+    # then renamed over it: a reader sees the old file or the whole new one,
+    # never a part, and never bytes that were not checked.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            for chunk in store.chunks(name):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != sha256:
+            raise ModelError(
+                f"refused {name} from the object store: its sha256 is {digest.hexdigest()[:12]}…, "
+                f"model version {version.version} is registered with {sha256[:12]}… "
+                "(the object was corrupted or replaced; registering the right file again "
+                "publishes it again)"
+            )
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from a worker running as another user
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a crash
+    finally:
+        os.close(dir_fd)
+    log.info("fetched %s (sha256 %s) from the object store into %s", name, sha256[:12], path)
 
 
 # Training data ------------------------------------------------------------------
@@ -532,7 +760,7 @@ def model_version_train(
             processes=processes,
             **schedule,
             extra=(corrections,) if exported else (),
-            compare_with=str(model_version_path(active)) if active else None,
+            compare_with=str(model_version_file(active)) if active else None,
             # No final run on all the data: the candidate must not have seen the
             # held-out photos (30% of the corrections among them) that both
             # models are scored on, or the comparison would flatter it.
@@ -541,7 +769,16 @@ def model_version_train(
             make_current=False,
         )
         tflite = train(cfg, log=log)
-    return model_version_register(model_path=tflite)
+    candidate = model_version_register(model_path=tflite, publish=False)
+    try:
+        model_version_publish(version=candidate)
+    except OSError as exc:
+        # Hours of training are not thrown away for a store that is down.
+        log(
+            f"{candidate.version} is registered but not in the object store ({exc}): "
+            f"publish it with `manage.py register_model {tflite}`"
+        )
+    return candidate
 
 
 # API tokens -----------------------------------------------------------------------

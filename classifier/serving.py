@@ -13,6 +13,11 @@ changes nothing: activate the new version instead.
 Servers load the model at start (wsgi.py, asgi.py); management commands never
 do, so `migrate` and friends don't pay for it. A shell or a test server that
 skipped the start loads it at first use.
+
+A worker loads only bytes whose SHA-256 is the version's row's. With object
+storage, a machine that lacks a version's files fetches them once into
+CLASSIFIER_MODEL_CACHE (services.model_version_file); a refused or failed
+fetch is logged and the model already loaded keeps serving.
 """
 
 from __future__ import annotations
@@ -38,11 +43,17 @@ def start() -> Predictor:
 
     try:
         active = selectors.model_version_active() or services.model_version_sync()
-        path = services.model_version_path(active) if active else None
+        path = services.model_version_file(active) if active else None
     except DatabaseError:
         # First start before migrate, or the database is down: the seed serves,
         # and the active version takes over at the first upload after that.
         log.warning("no active model version from the database; serving the seed (CURRENT)")
+        path = None
+    except ModelError:
+        # The active version's files are missing here and could not be fetched,
+        # or were refused: the seed serves rather than no worker at all, and
+        # the active version is tried again at a later upload.
+        log.exception("cannot serve the active model version %s; serving the seed", active)
         path = None
     predictor = Predictor.load(
         path or Path(settings.CLASSIFIER_MODELS_DIR), num_threads=settings.CLASSIFIER_THREADS
@@ -76,8 +87,9 @@ def _follow_active_version() -> None:
     # One indexed query per call: `manage.py activate_model` (or the admin
     # action) takes effect in every worker at its next upload, with no
     # restart. The old model serves until the new one has loaded, so no
-    # request fails during the switch; a model that fails to load is logged
-    # and the old one keeps serving. With no active version (the database was
+    # request fails during the switch; a model that fails to load (missing,
+    # not fetched, or refused for its checksum) is logged and the old one
+    # keeps serving. With no active version (the database was
     # down at start), the loaded model serves: registering versions is not
     # work for the request path.
     from . import services
@@ -98,7 +110,7 @@ def _follow_active_version() -> None:
         return
     try:
         predictor = Predictor.load(
-            services.model_version_path(active), num_threads=settings.CLASSIFIER_THREADS
+            services.model_version_file(active), num_threads=settings.CLASSIFIER_THREADS
         )
     except ModelError:
         log.exception("cannot load model version %s; serving %s", active, serving)

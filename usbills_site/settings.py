@@ -7,6 +7,7 @@ every variable read here. Nothing else in the project reads the environment.
 """
 
 import os
+import tempfile
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -236,6 +237,11 @@ STORAGES = {
         )
     },
 }
+# Model versions are published to the same bucket (under models/) when there
+# is one, and fetched from it by the web processes that lack them.
+_model_storage = storage.model_storage(os.environ)
+if _model_storage is not None:
+    STORAGES["models"] = _model_storage
 
 # The classifier.
 # Where versions are registered from and candidates are trained into. Which
@@ -247,6 +253,11 @@ if "CLASSIFIER_MODEL" in os.environ:
         "CLASSIFIER_MODEL is no longer read: set CLASSIFIER_MODELS_DIR to the models directory"
     )
 CLASSIFIER_MODELS_DIR = Path(env_str("CLASSIFIER_MODELS_DIR") or BASE_DIR / "models")
+# Versions fetched from the object store, one verified copy per machine (any
+# writable directory of the app's own; deleting it only costs a new fetch).
+CLASSIFIER_MODEL_CACHE = Path(
+    env_str("CLASSIFIER_MODEL_CACHE") or Path(tempfile.gettempdir()) / "usbills-models"
+)
 # The base training images (an ImageFolder tree): train_model's default, and
 # the real photos some tests use. Beside the repository unless set.
 CLASSIFIER_TRAINING_DATA = Path(

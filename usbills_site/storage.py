@@ -6,6 +6,11 @@ DJANGO_S3_ENDPOINT_URL, any S3-compatible service (SeaweedFS, MinIO, ...).
 The app only ever goes through Django's default storage (save, open, delete),
 so nothing else changes with the switch.
 
+With a bucket, model versions are published to it as well, under models/
+(STORAGES["models"]; classifier/services.py), so that web processes on any
+machine can fetch the version they must serve. Without one there is no
+"models" storage and model files stay on local disk.
+
     DJANGO_S3_BUCKET             the bucket; empty means local disk
     DJANGO_S3_ENDPOINT_URL       e.g. http://seaweedfs:8333; empty means AWS
     DJANGO_S3_ACCESS_KEY_ID      with the secret below; both empty means
@@ -21,6 +26,7 @@ from collections.abc import Mapping
 
 FILESYSTEM = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 S3 = "usbills_site.s3.PhotoStorage"
+MODELS_S3 = "usbills_site.s3.ModelStorage"
 
 
 def s3_options(environ: Mapping[str, str]) -> dict | None:
@@ -57,3 +63,11 @@ def default_storage(environ: Mapping[str, str]) -> dict:
     if options is None:
         return FILESYSTEM
     return {"BACKEND": S3, "OPTIONS": options}
+
+
+def model_storage(environ: Mapping[str, str]) -> dict | None:
+    """The STORAGES["models"] entry: the photos' bucket, or None without one."""
+    options = s3_options(environ)
+    if options is None:
+        return None
+    return {"BACKEND": MODELS_S3, "OPTIONS": options}

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from classifier import selectors, services
 from classifier.errors import ServiceUnavailable
 from classifier.ml import labels
+from classifier.ml.predictor import ModelError
 from classifier.ratelimit import upload_rate_hit
 
 from .forms import LiveSaveForm
@@ -102,8 +103,10 @@ def model_active(request):
     active = selectors.model_version_active() or services.model_version_sync()
     if active is None:
         return _error("no_model", "No model is active on this server.", 503)
-    path = services.model_version_path(active)
-    reason = browser_refusal(str(path))
+    try:
+        reason = browser_refusal(str(services.model_version_file(active)))
+    except ModelError as exc:
+        reason = f"the model file cannot be read: {exc}"
     body = {
         "version": active.version,
         "model": reverse("classifier:live_model_file", args=[active.version]),
@@ -122,8 +125,8 @@ def model_file(request, version):
     if found is None:
         raise Http404("No such model version.")
     try:
-        handle = services.model_version_path(found).open("rb")
-    except FileNotFoundError:
+        handle = services.model_version_file(found).open("rb")
+    except (ModelError, FileNotFoundError):
         raise Http404("The model file is missing.") from None
     response = FileResponse(handle, content_type="application/octet-stream")
     response["Cache-Control"] = IMMUTABLE

@@ -2,6 +2,9 @@
 
 python manage.py activate_model effl0-20261124
 python manage.py activate_model --list
+
+The version is loaded here first, from this machine's files or, with object
+storage, fetched and checked, so it works on any replica.
 """
 
 from django.core.management.base import BaseCommand, CommandError
@@ -25,6 +28,7 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"{'*' if v.is_active else ' '} {v.version:32s} "
                     f"created {v.created:%Y-%m-%d %H:%M}  "
+                    f"sha256 {v.sha256[:12] or '-':12s}  "
                     f"validation accuracy {accuracy if accuracy is not None else '-'}"
                 )
             if not version and not list:

@@ -219,9 +219,12 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "media")
 MEDIA_ACCEL_REDIRECT = env_str("DJANGO_MEDIA_ACCEL_REDIRECT")
 # Photos and thumbnails on local disk, or in an S3 bucket when DJANGO_S3_BUCKET
 # is set (usbills_site/storage.py has the variables).
-_default_storage = storage.default_storage(
-    {**os.environ, "DJANGO_S3_SECRET_ACCESS_KEY": env_secret("DJANGO_S3_SECRET_ACCESS_KEY")}
-)
+# The bucket's secret may come from a file (DJANGO_S3_SECRET_ACCESS_KEY_FILE).
+_s3_environ = {
+    **os.environ,
+    "DJANGO_S3_SECRET_ACCESS_KEY": env_secret("DJANGO_S3_SECRET_ACCESS_KEY"),
+}
+_default_storage = storage.default_storage(_s3_environ)
 if _default_storage["BACKEND"] != storage.FILESYSTEM["BACKEND"]:
     # nginx cannot read objects from disk: the photo views stream them from
     # the bucket, after the same owner check (docs/deploy.md says why).
@@ -239,7 +242,7 @@ STORAGES = {
 }
 # Model versions are published to the same bucket (under models/) when there
 # is one, and fetched from it by the web processes that lack them.
-_model_storage = storage.model_storage(os.environ)
+_model_storage = storage.model_storage(_s3_environ)
 if _model_storage is not None:
     STORAGES["models"] = _model_storage
 

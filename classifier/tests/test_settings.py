@@ -129,7 +129,8 @@ def test_settings_take_every_secret_from_files(secret):
     code = (
         "import json; from django.conf import settings as s; print(json.dumps(["
         "s.SECRET_KEY, s.DATABASES['default']['PASSWORD'],"
-        " s.STORAGES['default']['OPTIONS']['secret_key'], s.EMAIL_HOST_PASSWORD]))"
+        " s.STORAGES['default']['OPTIONS']['secret_key'],"
+        " s.STORAGES['models']['OPTIONS']['secret_key'], s.EMAIL_HOST_PASSWORD]))"
     )
     out = subprocess.run(  # noqa: S603 - this interpreter, our own code
         [sys.executable, "-c", code],
@@ -139,4 +140,10 @@ def test_settings_take_every_secret_from_files(secret):
         text=True,
         check=True,
     ).stdout
-    assert json.loads(out) == ["key-from-a-file", "db password", "s3-secret", "mail-secret"]
+    assert json.loads(out) == [
+        "key-from-a-file",
+        "db password",
+        "s3-secret",
+        "s3-secret",
+        "mail-secret",
+    ]

@@ -24,8 +24,8 @@ if [ "${1:-}" = gunicorn ]; then
             fi
             sleep 3
         done
-        # The cache table, used only when REDIS_URL is unset (a no-op otherwise).
-        python manage.py createcachetable
+        # The cache table, used only when REDIS_URL is unset.
+        [ -n "${REDIS_URL:-}" ] || python manage.py createcachetable
     fi
 fi
 

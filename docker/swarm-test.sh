@@ -261,19 +261,36 @@ deploy() {
 # 3. Load and changes ---------------------------------------------------------------
 
 load() {
+    local seconds=$1 out=$2
+    shift 2
     "$PYTHON" -m classifier.tests.deploy.swarm_load run \
         --https "https://localhost:$HTTPS_PORT" --cafile "$work/fullchain.pem" \
-        --clients "$CLIENTS" --seconds "$1" --out "$2"
+        --clients "$CLIENTS" --seconds "$seconds" --out "$out" "$@"
 }
 
-# The version to switch to: one the replicas serve from their image.
-pick_version() {
-    local active
-    active=$(in_web "from classifier import selectors; print(selectors.model_version_active().version)")
-    NEW_VERSION=$(in_web "from classifier.models import ModelVersion
-print(ModelVersion.objects.exclude(version='$active').order_by('-created').values_list('version', flat=True).first() or '')")
-    [ -n "$NEW_VERSION" ] || { say "only one model version: nothing to switch to" >&2; exit 1; }
-    say "active model $active; the load will switch to $NEW_VERSION"
+# The version to switch to: a copy of a shipped model under a new name,
+# registered from one replica and so published to the object store only: no
+# replica has it on disk, each fetches it (and checks its SHA-256) when it
+# must serve it.
+publish_copy() {
+    local t0 source web
+    t0=$(now)
+    NEW_VERSION=effl0-swarm-copy
+    source=models/effl0-20261124
+    [ -f "$source.tflite" ] || source=models/$(cat models/CURRENT)
+    mkdir -p "$work/copy"
+    cp "$source.tflite" "$work/copy/$NEW_VERSION.tflite"
+    "$PYTHON" -c 'import json, sys
+card = json.load(open(sys.argv[1]))
+card["version"] = sys.argv[3]
+json.dump(card, open(sys.argv[2], "w"), indent=2)' "$source.json" "$work/copy/$NEW_VERSION.json" "$NEW_VERSION"
+    chmod -R a+rX "$work/copy"
+    web=$(one_container web)
+    "$DOCKER" cp "$work/copy" "$web:/tmp/swarm-copy"
+    "$DOCKER" exec "$web" python manage.py register_model "/tmp/swarm-copy/$NEW_VERSION.tflite" |
+        sed 's/^/    /'
+    "$DOCKER" exec -u 0 "$web" rm -rf /tmp/swarm-copy
+    step_done "register_model: a copy of $(basename "$source") published as $NEW_VERSION" "$(since "$t0")"
 }
 
 at() { # wait until $1 seconds after the load started
@@ -289,15 +306,19 @@ kill_replica() {
     t0=$(now)
     say "$(rel): docker kill ${victim:0:12} (one web replica)"
     "$DOCKER" kill "$victim" >/dev/null
-    until [ "$(web_running)" = 3 ] && [ "$(containers web | wc -l)" = 3 ]; do sleep 0.5; done
+    until [ "$(web_running)" = 3 ] && [ "$(containers web | wc -l)" = 3 ]; do
+        [ "$(since "$t0" | cut -d. -f1)" -lt 120 ] || { say "no replacement within 120 s" >&2; exit 1; }
+        sleep 0.5
+    done
     step_done "docker kill: a replacement replica healthy after" "$(since "$t0")"
 }
 
 activate() {
     local t0
     t0=$(now)
+    # From the last replica listed: not the one that registered the copy.
     say "$(rel): activate_model $NEW_VERSION in a replica"
-    "$DOCKER" exec "$(one_container web)" python manage.py activate_model "$NEW_VERSION" |
+    "$DOCKER" exec "$(containers web | tail -n 1)" python manage.py activate_model "$NEW_VERSION" |
         sed 's/^/    /'
     SWITCHED_AT=$(now)
     step_done "activate_model (docker exec)" "$(since "$t0")"
@@ -318,6 +339,7 @@ roll_out() {
             exit 1
             ;;
         esac
+        [ "$(since "$t0" | cut -d. -f1)" -lt 300 ] || { say "the update took over 300 s" >&2; exit 1; }
         sleep 0.5
     done
     say "$(rel): rolling update completed"
@@ -326,16 +348,16 @@ roll_out() {
 
 under_load() {
     local t0 load_pid load_status=0
-    pick_version
+    publish_copy
     t0=$(now)
     load_start=$(now)
     load "$SECONDS_LOAD" "$work/records.json" >"$work/load.log" 2>&1 &
     load_pid=$!
-    at 8
+    at 5
     kill_replica
-    at 20
+    at 12
     activate
-    at 25
+    at 15
     roll_out
     wait "$load_pid" || load_status=$?
     sed 's/^/    /' "$work/load.log"
@@ -346,7 +368,17 @@ under_load() {
 # 4. Checks -------------------------------------------------------------------------
 
 check() {
-    local db id name counts
+    local db id name counts swept
+    # A replica killed mid-upload may have written files and no row (nginx
+    # sent the upload again, elsewhere): the sweep an operator runs removes
+    # them. Nothing uploads now, so no file is too young to go.
+    swept=$("$DOCKER" exec "$(one_container web)" python manage.py sweep_storage --older-than 0 | tail -n 1)
+    say "sweep_storage: $swept (left by the killed replica)"
+    # What nginx did about replicas that failed it: each line is a request
+    # passed to another replica (or, if none was left, failed).
+    "$DOCKER" logs "$(one_container nginx)" 2>&1 >/dev/null |
+        grep -oE 'connect\(\) failed \([0-9]+: [^)]*\)|upstream prematurely closed connection|upstream timed out \([0-9]+: [^)]*\)|recv\(\) failed \([0-9]+: [^)]*\)' |
+        sort | uniq -c | sed 's/^ */    nginx: /; s/$/ (then the next replica)/' || true
     db=$(one_container db)
     "$DOCKER" exec "$db" psql -U usbills -d usbills -AtF $'\t' \
         -c "SELECT id, model_version FROM classifier_prediction" >"$work/rows.tsv"
@@ -357,6 +389,7 @@ print(*(len(s.listdir(d)[1]) for d in ('photos', 'display', 'thumbnails')))")
     set -- $counts
     PHOTOS=$1
     say "bucket: $1 photos, $2 page-size copies, $3 thumbnails"
+    SWEPT=$swept
     [ "$2" = "$1" ] && [ "$3" = "$1" ] || { say "the bucket's three kinds of object differ" >&2; exit 1; }
     # Every web container this run had, killed and replaced ones too: each
     # one's access log says which uploads it answered.
@@ -377,12 +410,77 @@ print(*(len(s.listdir(d)[1]) for d in ('photos', 'display', 'thumbnails')))")
 
 # --bench -------------------------------------------------------------------------
 
+# Figures from the load's summary line.
+figure() { sed -n "s/.*$1.*/\\1/p" "$2" | head -n 1; }
+
+# Resident memory of each gunicorn process in a web container: RSS, and PSS
+# (shared pages divided among the processes sharing them).
+worker_memory() {
+    "$DOCKER" exec "$(one_container web)" python -c '
+import os
+procs = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+        if b"gunicorn" not in cmd:
+            continue
+        status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
+        rollup = dict(line.split(":", 1) for line in open(f"/proc/{pid}/smaps_rollup").readlines()[1:])
+    except OSError:
+        continue
+    kb = lambda v: int(v.split()[0]) // 1024
+    procs[pid] = (status["PPid"].strip(), kb(status["VmRSS"]), kb(rollup["Pss"]))
+for pid, (ppid, rss, pss) in sorted(procs.items()):
+    role = "worker" if ppid in procs else "master"
+    print(f"{role} pid {pid}: RSS {rss} MB, PSS {pss} MB")'
+}
+
+sizes() { # database bytes of the uploads and predictions tables; bucket bytes of the photos
+    "$DOCKER" exec "$(one_container db)" psql -U usbills -d usbills -Atc \
+        "SELECT pg_total_relation_size('classifier_upload') + pg_total_relation_size('classifier_prediction'), pg_database_size('usbills')" |
+        tr '|' ' '
+    in_web "from django.core.files.storage import default_storage as s
+print(sum(o.size for o in s.bucket.objects.all() if o.key.split('/')[0] in ('photos', 'display', 'thumbnails')))"
+}
+
 bench() {
-    : # filled in below
+    local n out rate base="" table="" t0 before after
+    for n in 1 2 3; do
+        if [ "$n" != 1 ]; then
+            "$DOCKER" service scale --detach "${STACK}_web=$n" >/dev/null
+            wait_ready "$n" "scaled to $n web replicas"
+        fi
+        t0=$(now)
+        out=$work/bench-$n.log
+        load "$BENCH_SECONDS" "$work/bench-$n.json" >"$out" 2>&1 || { cat "$out"; exit 1; }
+        sed 's/^/    /' "$out"
+        rate=$(figure ' \([0-9.]*\) uploads\/s' "$out")
+        base=${base:-$rate}
+        table="$table$(printf '    %s replica(s): %6s uploads/s (x%s), p50 %s ms, p95 %s ms, load average %s' \
+            "$n" "$rate" "$(awk -v a="$rate" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" \
+            "$(figure 'p50 \([0-9]*\) ms' "$out")" "$(figure 'p95 \([0-9]*\) ms' "$out")" \
+            "$(cut -d' ' -f1 /proc/loadavg)")"$'\n'
+        step_done "bench with $n replica(s)" "$(since "$t0")"
+    done
+    say "memory of one replica's gunicorn processes after the bench:"
+    worker_memory | sed 's/^/    /'
+    # What 1,000 uploads add to the database and the bucket.
+    before=$(sizes | tr '\n' ' ')
+    load 600 "$work/growth.json" --max-uploads 1000 >"$work/growth.log" 2>&1 || { cat "$work/growth.log"; exit 1; }
+    after=$(sizes | tr '\n' ' ')
+    say "uploads/s by web replicas (WEB_CONCURRENCY=${WEB_CONCURRENCY:-one per core} each, $(nproc) cores shared by everything):"
+    printf '%s' "$table"
+    # shellcheck disable=SC2086 # six numbers
+    set -- $before $after
+    say "1,000 uploads: tables +$(( ($4 - $1) / 1024 )) KB, database +$(( ($5 - $2) / 1024 )) KB, bucket +$(( ($6 - $3) / 1024 / 1024 )) MB ($(( ($6 - $3) / 1000 / 1024 )) KB an upload)"
 }
 
 build_images
 init_swarm
+if [ "$MODE" = bench ]; then
+    # One replica to start with, one worker each: replicas are processes.
+    WEB_REPLICAS=1 WEB_CONCURRENCY=${WEB_CONCURRENCY:-1}
+fi
 deploy
 if [ "$MODE" = bench ]; then
     bench

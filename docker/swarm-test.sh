@@ -119,7 +119,9 @@ teardown() {
         iptables -D DOCKER-USER -p tcp -m conntrack --ctorigdstport "$port" -j DROP 2>/dev/null
     done
     if [ -n "$DOCKER" ]; then "$DOCKER" image rm "$NEXT_IMAGE" >/dev/null 2>&1; fi
-    if [ -z "${DOCKER_TEST_STATE:-}" ]; then sh docker/engine.sh stop "$engine_state"; fi
+    # Stops dockerd only if it was started for this run (or by the --build run
+    # that DOCKER_TEST_STATE's folder remembers), as docker-test.sh does.
+    sh docker/engine.sh stop "$engine_state"
     rm -rf "$work"
     if [ "$status" = 0 ]; then say "PASSED"; else say "FAILED"; fi
 }
@@ -421,18 +423,17 @@ import os
 procs = {}
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
-        cmd = open(f"/proc/{pid}/cmdline", "rb").read()
-        if b"gunicorn" not in cmd:
+        if open(f"/proc/{pid}/comm").read().strip() != "gunicorn":
             continue
         status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
         rollup = dict(line.split(":", 1) for line in open(f"/proc/{pid}/smaps_rollup").readlines()[1:])
     except OSError:
         continue
-    kb = lambda v: int(v.split()[0]) // 1024
-    procs[pid] = (status["PPid"].strip(), kb(status["VmRSS"]), kb(rollup["Pss"]))
-for pid, (ppid, rss, pss) in sorted(procs.items()):
+    mb = lambda v: int(v.split()[0]) // 1024
+    procs[pid] = (status["PPid"].strip(), mb(status["VmRSS"]), mb(rollup["Pss"]))
+for pid, (ppid, rss, pss) in sorted(procs.items(), key=lambda p: int(p[0])):
     role = "worker" if ppid in procs else "master"
-    print(f"{role} pid {pid}: RSS {rss} MB, PSS {pss} MB")'
+    print(f"gunicorn {role} (pid {pid}): RSS {rss} MB, PSS {pss} MB")'
 }
 
 sizes() { # database bytes of the uploads and predictions tables; bucket bytes of the photos

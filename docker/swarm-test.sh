@@ -13,9 +13,11 @@
 #     photos in the SeaweedFS service's bucket.
 #  3. 8 clients upload through nginx's published port on loopback for a
 #     minute (classifier/tests/deploy/swarm_load.py; no retries, every
-#     failure counted). Meanwhile: one web container is killed (`docker
-#     kill`), a model version is activated from inside a replica, and the web
-#     service is rolled to the new image (`docker service update --force`).
+#     failure counted). Before it, a copy of a shipped model is registered
+#     under a new version name from one replica, which publishes it to the
+#     bucket only. Meanwhile: one web container is killed (`docker kill`),
+#     that version is activated from another replica, and the web service is
+#     rolled to the new image (`docker service update --force`).
 #  4. Checks: no failed upload; upload rows = photos in the bucket = client
 #     successes; every upload started after the activation answered by the
 #     new version, on every replica running at the end.
@@ -363,6 +365,7 @@ under_load() {
     roll_out
     wait "$load_pid" || load_status=$?
     sed 's/^/    /' "$work/load.log"
+    FIGURES=$(grep '^load: [0-9]' "$work/load.log" || true)
     step_done "load ($CLIENTS clients, ${SECONDS_LOAD} s asked)" "$(since "$t0")"
     LOAD_FAILED=$load_status
 }
@@ -491,4 +494,5 @@ else
 fi
 say "steps:"
 printf '%s' "$TIMES"
+if [ -n "${FIGURES:-}" ]; then say "figures: ${FIGURES#load: }"; fi
 status=0

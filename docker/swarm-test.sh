@@ -12,7 +12,8 @@
 #     the secrets, and `docker stack deploy` with 3 web replicas and the
 #     photos in the SeaweedFS service's bucket.
 #  3. 8 clients upload through nginx's published port on loopback for a
-#     minute (classifier/tests/deploy/swarm_load.py; no retries, every
+#     minute, or until 5 s after the last change if that is later
+#     (classifier/tests/deploy/swarm_load.py; no retries, every
 #     failure counted). Before it, a copy of a shipped model is registered
 #     under a new version name from one replica, which publishes it to the
 #     bucket only. Meanwhile: one web container is killed (`docker kill`),
@@ -355,7 +356,11 @@ under_load() {
     publish_copy
     t0=$(now)
     load_start=$(now)
-    load "$SECONDS_LOAD" "$work/records.json" >"$work/load.log" 2>&1 &
+    # The load lasts SECONDS_LOAD, or until 5 s after the last change when
+    # that comes later (a slow machine): every replica of the new image must
+    # have answered some uploads.
+    load "$SECONDS_LOAD" "$work/records.json" --until-file "$work/changes-done" \
+        >"$work/load.log" 2>&1 &
     load_pid=$!
     at 5
     kill_replica
@@ -363,6 +368,8 @@ under_load() {
     activate
     at 15
     roll_out
+    sleep 5
+    touch "$work/changes-done"
     wait "$load_pid" || load_status=$?
     sed 's/^/    /' "$work/load.log"
     FIGURES=$(grep '^load: [0-9]' "$work/load.log" || true)

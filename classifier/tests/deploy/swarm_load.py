@@ -11,7 +11,7 @@ photos in the bucket, and for every upload that started after the model
 switch, the version that answered and the replica that served it.
 
     python -m classifier.tests.deploy.swarm_load run --https https://localhost:8443 \\
-        --cafile cert.pem --clients 8 --seconds 60 --out records.json
+        --cafile cert.pem --clients 8 --seconds 60 [--until-file done] --out records.json
     python -m classifier.tests.deploy.swarm_load check --records records.json \\
         --rows rows.tsv --uploads 480 --photos 480 --logs logs/ \\
         --switched-at 1767000000.5 --version effl0-20261124
@@ -63,12 +63,22 @@ def run(args) -> int:
     counter = [0]
     started = time.time()
     deadline = time.monotonic() + args.seconds
+    # The changes made under load may outlast --seconds on a slow machine:
+    # then go on until the caller says they are done, within bounds.
+    last_call = time.monotonic() + 3 * args.seconds
+    until = Path(args.until_file) if args.until_file else None
+
+    def going_on() -> bool:
+        now = time.monotonic()
+        if now < deadline:
+            return True
+        return until is not None and not until.exists() and now < last_call
 
     def client_loop():
         client = Client(args.https, ssl_context=context, cookies=dict(cookies), retry=False)
         headers = {"Origin": args.https, "Referer": args.https + "/"}
         try:
-            while time.monotonic() < deadline:
+            while going_on():
                 with lock:
                     if counter[0] >= args.max_uploads:
                         return
@@ -201,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--max-uploads", type=int, default=20000)
+    p.add_argument(
+        "--until-file", help="after --seconds, go on until this file exists (3 x --seconds at most)"
+    )
     p.add_argument("--out", required=True)
     p = commands.add_parser("check", help="check the records against the stack")
     p.add_argument("--records", required=True)

@@ -66,4 +66,5 @@ class Command(BaseCommand):
             self.stdout.write(f"{'would delete' if dry_run else 'deleted'} {name}")
             if not dry_run:
                 default_storage.delete(name)
-        self.stdout.write(f"{len(names)} files with no upload {'found' if dry_run else 'deleted'}")
+        files = "1 file" if len(names) == 1 else f"{len(names)} files"
+        self.stdout.write(f"{files} with no upload {'found' if dry_run else 'deleted'}")

@@ -454,8 +454,38 @@ sizes() { # database bytes of the uploads and predictions tables; bucket bytes o
 print(sum(o.size for o in s.bucket.objects.all() if o.key.split('/')[0] in ('photos', 'display', 'thumbnails')))"
 }
 
+# CPU time a container has used, in nanoseconds, from its cgroup (v1 or v2,
+# either cgroup driver); empty when none of them is there.
+cpu_ns() {
+    local id=$1 f
+    for f in "/sys/fs/cgroup/cpuacct/docker/$id/cpuacct.usage" \
+        "/sys/fs/cgroup/cpu,cpuacct/docker/$id/cpuacct.usage"; do
+        if [ -r "$f" ]; then cat "$f"; return; fi
+    done
+    for f in "/sys/fs/cgroup/docker/$id/cpu.stat" "/sys/fs/cgroup/system.slice/docker-$id.scope/cpu.stat"; do
+        if [ -r "$f" ]; then awk '/^usage_usec/ { print $2 * 1000 }' "$f"; return; fi
+    done
+}
+
+# "container service nanoseconds" for each container of the stack.
+cpu_snapshot() {
+    local id service
+    for id in $("$DOCKER" ps -q --no-trunc --filter "label=com.docker.stack.namespace=$STACK"); do
+        service=$("$DOCKER" inspect --format '{{ index .Config.Labels "com.docker.swarm.service.name" }}' "$id")
+        echo "$id ${service#"${STACK}"_} $(cpu_ns "$id")"
+    done
+}
+
+# CPU milliseconds per upload for each service, between two snapshots.
+cpu_per_upload() {
+    awk -v uploads="$3" 'NR == FNR { before[$1] = $3; next }
+        ($1 in before) && $3 != "" { used[$2] += $3 - before[$1] }
+        END { for (s in used) printf "%s %.1f, ", s, used[s] / 1e6 / uploads }' "$1" "$2" |
+        sed 's/, $//'
+}
+
 bench() {
-    local n out rate base="" table="" t0 before after
+    local n out rate base="" table="" t0 before after uploads cpu
     for n in 1 2 3; do
         if [ "$n" != 1 ]; then
             "$DOCKER" service scale --detach "${STACK}_web=$n" >/dev/null
@@ -463,14 +493,19 @@ bench() {
         fi
         t0=$(now)
         out=$work/bench-$n.log
+        cpu_snapshot >"$work/cpu-before"
         load "$BENCH_SECONDS" "$work/bench-$n.json" >"$out" 2>&1 || { cat "$out"; exit 1; }
+        cpu_snapshot >"$work/cpu-after"
         sed 's/^/    /' "$out"
+        uploads=$(figure 'load: \([0-9]*\) uploads' "$out")
+        cpu=$(cpu_per_upload "$work/cpu-before" "$work/cpu-after" "$uploads")
+        say "CPU ms per upload, by service: ${cpu:-not measurable here (no cgroup found)}"
         rate=$(figure ' \([0-9.]*\) uploads\/s' "$out")
         base=${base:-$rate}
-        table="$table$(printf '    %s replica(s): %6s uploads/s (x%s), p50 %s ms, p95 %s ms, load average %s' \
+        table="$table$(printf '    %s replica(s): %6s uploads/s (x%s), p50 %s ms, p95 %s ms, load average %s; CPU ms per upload: %s' \
             "$n" "$rate" "$(awk -v a="$rate" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" \
             "$(figure 'p50 \([0-9]*\) ms' "$out")" "$(figure 'p95 \([0-9]*\) ms' "$out")" \
-            "$(cut -d' ' -f1 /proc/loadavg)")"$'\n'
+            "$(cut -d' ' -f1 /proc/loadavg)" "${cpu:--}")"$'\n'
         step_done "bench with $n replica(s)" "$(since "$t0")"
     done
     say "memory of one replica's gunicorn processes after the bench:"

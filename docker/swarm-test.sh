@@ -256,8 +256,12 @@ deploy() {
     t0=$(now)
     deployed=1
     # Images are local: no registry to ask for their digests.
-    "$DOCKER" stack deploy --resolve-image never -c docker/stack.yml "$STACK" 2>&1 |
-        grep -v '^Creating' | sed 's/^/    /' || true
+    if ! "$DOCKER" stack deploy --resolve-image never -c docker/stack.yml "$STACK" \
+        >"$work/deploy.log" 2>&1; then
+        sed 's/^/    /' "$work/deploy.log" >&2
+        exit 1
+    fi
+    { grep -v '^Creating' "$work/deploy.log" || true; } | sed 's/^/    /'
     step_done "stack deploy (the command)" "$(since "$t0")"
     wait_ready "$WEB_REPLICAS" "stack up: $WEB_REPLICAS web replicas healthy, site answering through nginx, bucket writable"
     "$DOCKER" exec "$(one_container nginx)" cat /etc/nginx/certs/fullchain.pem >"$work/fullchain.pem"

@@ -24,9 +24,34 @@ if [ "${1:-}" = gunicorn ]; then
             fi
             sleep 3
         done
-        # The cache table, used only when REDIS_URL is unset (a no-op otherwise).
-        python manage.py createcachetable
+        # The cache table, used only when REDIS_URL is unset.
+        [ -n "${REDIS_URL:-}" ] || python manage.py createcachetable
     fi
+fi
+
+# Swarm (and Kubernetes) take a stopping task out of the service's DNS when
+# they send SIGTERM, but a proxy may still send it new connections until its
+# cached lookup runs out (nginx's resolver `valid=`). gunicorn's graceful stop
+# would leave those queued unanswered, then reset them: a failed upload. So
+# with WEB_STOP_DELAY set, SIGTERM first waits that many seconds, still
+# serving, then passes the signal on; gunicorn then finishes what it holds.
+if [ "${1:-}" = gunicorn ] && [ "${WEB_STOP_DELAY:-0}" != 0 ]; then
+    "$@" &
+    child=$!
+    stopping() {
+        echo "entrypoint: stopping in ${WEB_STOP_DELAY} s (serving until then)"
+        sleep "$WEB_STOP_DELAY"
+        kill -TERM "$child" 2>/dev/null || true
+    }
+    trap stopping TERM
+    trap 'kill -INT "$child" 2>/dev/null || true' INT
+    # `wait` returns early when a trapped signal arrives: wait again until
+    # gunicorn itself has exited, and exit with its status.
+    status=0
+    while kill -0 "$child" 2>/dev/null; do
+        wait "$child" && status=0 || status=$?
+    done
+    exit "$status"
 fi
 
 exec "$@"

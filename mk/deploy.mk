@@ -2,6 +2,8 @@
 #
 #   make nginx-test-deps  install Debian's nginx for the nginx integration test
 #   make docker-test      build the images and run the Compose stack for real
+#   make swarm-test       the Swarm stack (docker/stack.yml) under load while it changes
+#   make swarm-bench      uploads/s with 1, 2 and 3 web replicas in the Swarm stack
 #   make bench-http       upload throughput and latency through nginx
 
 # The project's virtualenv (the Makefile's $(PY)); the smoke flow and the
@@ -9,7 +11,7 @@
 DEPLOY_PYTHON ?= $(if $(PY),$(PY),$(if $(wildcard .venv/bin/python),.venv/bin/python,python3))
 DEPLOY_DEPS := $(if $(PY),install-dev)
 
-.PHONY: nginx-test-deps docker-test bench-http
+.PHONY: nginx-test-deps docker-test swarm-test swarm-bench bench-http
 
 # The integration test (classifier/tests/test_deploy_nginx.py) runs Debian's
 # nginx; it skips, saying why, only when nginx cannot be installed here.
@@ -29,6 +31,13 @@ nginx-test-deps:
 # node-deps: the web image copies the live page's runtime from node_modules.
 docker-test: $(DEPLOY_DEPS) node-deps
 	PYTHON=$(DEPLOY_PYTHON) bash docker/docker-test.sh
+
+# The images are docker-test's, rebuilt from cache (quick right after it).
+swarm-test: $(DEPLOY_DEPS) node-deps
+	PYTHON=$(DEPLOY_PYTHON) bash docker/swarm-test.sh
+
+swarm-bench: $(DEPLOY_DEPS) node-deps
+	PYTHON=$(DEPLOY_PYTHON) bash docker/swarm-test.sh --bench
 
 bench-http: $(DEPLOY_DEPS) nginx-test-deps
 	$(DEPLOY_PYTHON) -m classifier.tests.deploy.bench

@@ -9,6 +9,7 @@ every variable read here. Nothing else in the project reads the environment.
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -49,12 +50,67 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def secret_file(variable: str) -> str | None:
+    """The secret in the file the environment variable names; None when it is unset."""
+    path = os.environ.get(variable, "").strip()
+    if not path:
+        return None
+    try:
+        value = Path(path).read_text()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{variable}={path!r}: {exc.strerror}") from None
+    # `echo secret > file` adds a newline that is not part of the secret.
+    value = value.rstrip("\r\n")
+    if not value:
+        raise ImproperlyConfigured(f"{variable}={path!r} is empty")
+    return value
+
+
+def env_secret(name: str, default: str = "") -> str:
+    """NAME, or the contents of the file NAME_FILE names (a Docker or Kubernetes secret).
+
+    Secrets in files stay out of the environment, which `docker inspect`,
+    /proc and crash reports show to more people than the secret is meant for.
+    """
+    from_file = secret_file(f"{name}_FILE")
+    if from_file is None:
+        return os.environ.get(name, "") or default
+    if os.environ.get(name, ""):
+        # Two sources could disagree; neither may silently win.
+        raise ImproperlyConfigured(f"set {name} or {name}_FILE, not both")
+    return from_file
+
+
+def with_password(url: str, password: str) -> str:
+    """The database URL with this password in it, quoted for the URL.
+
+    DATABASE_URL carries the user, host and database, which are not secret;
+    the password comes from DATABASE_PASSWORD_FILE, so that the URL can stay
+    an ordinary environment variable.
+    """
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise ImproperlyConfigured(
+            "DATABASE_URL has a password and DATABASE_PASSWORD_FILE is set: use one of them"
+        )
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    netloc = f"{userinfo}:{quote(password, safe='')}@{hostport}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def env_database_url(default: str) -> str:
+    """DATABASE_URL, with the password from DATABASE_PASSWORD_FILE when that is set."""
+    url = os.environ.get("DATABASE_URL", "") or default
+    password = secret_file("DATABASE_PASSWORD_FILE")
+    return url if password is None else with_password(url, password)
+
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
 # A fixed development key keeps `make run` and the tests working without any
 # set-up; the `classifier.E010` deploy check refuses it in production.
 DEV_SECRET_KEY = "django-insecure-usbills-development-key-do-not-use-in-production"  # noqa: S105
-SECRET_KEY = env_str("DJANGO_SECRET_KEY") or DEV_SECRET_KEY
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY") or DEV_SECRET_KEY
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
@@ -107,9 +163,10 @@ TEMPLATES = [
 ]
 
 # SQLite when DATABASE_URL is unset (quick start); Postgres in CI and compose.
+# The password may come from a file (DATABASE_PASSWORD_FILE, a Docker secret).
 DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+    "default": dj_database_url.parse(
+        env_database_url(f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
         conn_max_age=env_int("DJANGO_CONN_MAX_AGE", 60),
         conn_health_checks=True,
     )
@@ -162,7 +219,12 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "media")
 MEDIA_ACCEL_REDIRECT = env_str("DJANGO_MEDIA_ACCEL_REDIRECT")
 # Photos and thumbnails on local disk, or in an S3 bucket when DJANGO_S3_BUCKET
 # is set (usbills_site/storage.py has the variables).
-_default_storage = storage.default_storage(os.environ)
+# The bucket's secret may come from a file (DJANGO_S3_SECRET_ACCESS_KEY_FILE).
+_s3_environ = {
+    **os.environ,
+    "DJANGO_S3_SECRET_ACCESS_KEY": env_secret("DJANGO_S3_SECRET_ACCESS_KEY"),
+}
+_default_storage = storage.default_storage(_s3_environ)
 if _default_storage["BACKEND"] != storage.FILESYSTEM["BACKEND"]:
     # nginx cannot read objects from disk: the photo views stream them from
     # the bucket, after the same owner check (docs/deploy.md says why).
@@ -180,7 +242,7 @@ STORAGES = {
 }
 # Model versions are published to the same bucket (under models/) when there
 # is one, and fetched from it by the web processes that lack them.
-_model_storage = storage.model_storage(os.environ)
+_model_storage = storage.model_storage(_s3_environ)
 if _model_storage is not None:
     STORAGES["models"] = _model_storage
 
@@ -316,7 +378,7 @@ EMAIL_BACKEND = (
 )
 EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 587)
 EMAIL_HOST_USER = env_str("DJANGO_EMAIL_HOST_USER")
-EMAIL_HOST_PASSWORD = env_str("DJANGO_EMAIL_HOST_PASSWORD")
+EMAIL_HOST_PASSWORD = env_secret("DJANGO_EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", True)
 DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "usbills <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

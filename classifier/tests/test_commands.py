@@ -1,10 +1,15 @@
 import io
+import os
+import time
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 
 from classifier import services
 from classifier.ml import labels
+from conftest import image_bytes, media_files, uploaded
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +72,33 @@ def test_a_relabelled_photo_moves_to_its_new_class(user, staff_user, make_predic
 
     assert _tree(tmp_path) == ["not_a_bill"]
     assert report["written"] == 1
+
+
+def test_sweep_storage_deletes_only_old_files_no_upload_points_to(user, media_root):
+    upload = services.upload_create(user=user, file=uploaded(image_bytes())).upload
+    # What a worker killed after writing an upload's files, before its row, leaves.
+    stray = [
+        default_storage.save(f"{folder}/stray.jpg", ContentFile(b"x"))
+        for folder in ("photos", "display", "thumbnails")
+    ]
+    # An upload still being saved: its file is there, its row not yet.
+    young = default_storage.save("photos/young.jpg", ContentFile(b"y"))
+    an_hour_ago = time.time() - 3700
+    for name in [*stray, upload.file.name, upload.display.name, upload.thumbnail.name]:
+        os.utime(media_root / name, (an_hour_ago, an_hour_ago))
+    before = media_files(media_root)
+
+    out = io.StringIO()
+    call_command("sweep_storage", "--dry-run", stdout=out)
+    assert media_files(media_root) == before
+    assert "3 files with no upload found" in out.getvalue()
+
+    out = io.StringIO()
+    call_command("sweep_storage", stdout=out)
+    left = {str(p.relative_to(media_root)) for p in media_files(media_root)}
+    assert left == {upload.file.name, upload.display.name, upload.thumbnail.name, young}
+    assert "3 files with no upload deleted" in out.getvalue()
+
+    call_command("sweep_storage", "--older-than", "0", stdout=io.StringIO())
+    left = {str(p.relative_to(media_root)) for p in media_files(media_root)}
+    assert left == {upload.file.name, upload.display.name, upload.thumbnail.name}

@@ -2,8 +2,18 @@
 # One SeaweedFS server (master, volume, filer and the S3 gateway) whose S3
 # gateway accepts one key pair, S3_ACCESS_KEY and S3_SECRET_KEY, with admin
 # rights on its buckets (a bucket is made on the first write to it). Data in
-# /data. Extra arguments go to `weed server`.
+# /data. Extra arguments go to `weed server`. Either key may come from a file
+# instead (S3_ACCESS_KEY_FILE, S3_SECRET_KEY_FILE: a Docker secret).
 set -eu
+for name in S3_ACCESS_KEY S3_SECRET_KEY; do
+    file=$(printenv "${name}_FILE" || true)
+    [ -n "$file" ] || continue
+    if [ -n "$(printenv "$name" || true)" ]; then
+        echo "seaweedfs: set $name or ${name}_FILE, not both" >&2
+        exit 1
+    fi
+    export "$name=$(cat "$file")"
+done
 : "${S3_ACCESS_KEY:?set S3_ACCESS_KEY}"
 : "${S3_SECRET_KEY:?set S3_SECRET_KEY}"
 

@@ -56,6 +56,9 @@ class Client:
     base_url: str  # e.g. https://localhost:8443
     ssl_context: ssl.SSLContext | None = None
     timeout: float = 30.0
+    # Send a request again, once, on a fresh connection when the kept-alive one
+    # turns out closed. A load test counting failures turns this off.
+    retry: bool = True
     cookies: dict[str, str] = field(default_factory=dict)
     cookie_flags: dict[str, str] = field(default_factory=dict)  # name -> the Set-Cookie line
 
@@ -93,7 +96,8 @@ class Client:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
-        """One request on a kept-alive connection (reopened once if the server closed it)."""
+        """One request on a kept-alive connection (reopened once if the server closed it,
+        unless retry is off)."""
         all_headers = {"User-Agent": "usbills-deploy-check", **(headers or {})}
         if self.cookies:
             all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -106,7 +110,7 @@ class Client:
                 break
             except (ConnectionError, http.client.RemoteDisconnected, BrokenPipeError):
                 self.close()
-                if attempt == 2:
+                if attempt == 2 or not self.retry:
                     raise
         if raw.getheader("Connection", "").lower() == "close" or raw.will_close:
             self.close()

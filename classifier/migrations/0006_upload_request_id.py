@@ -4,19 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('classifier', '0005_model_version_sha256'),
+        ("classifier", "0005_model_version_sha256"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='upload',
-            name='request_id',
-            field=models.CharField(blank=True, default='', max_length=64),
+            model_name="upload",
+            name="request_id",
+            field=models.CharField(blank=True, default="", max_length=64),
         ),
         migrations.AddConstraint(
-            model_name='upload',
-            constraint=models.UniqueConstraint(condition=models.Q(('request_id', ''), _negated=True), fields=('owner', 'request_id'), name='upload_once_per_request'),
+            model_name="upload",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("request_id", ""), _negated=True),
+                fields=("owner", "request_id"),
+                name="upload_once_per_request",
+            ),
         ),
     ]

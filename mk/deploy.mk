@@ -5,13 +5,14 @@
 #   make swarm-test       the Swarm stack (docker/stack.yml) under load while it changes
 #   make swarm-bench      uploads/s with 1, 2 and 3 web replicas in the Swarm stack
 #   make bench-http       upload throughput and latency through nginx
+#   make bench-photos     photos in a bucket: presigned via nginx vs streamed by Django
 
 # The project's virtualenv (the Makefile's $(PY)); the smoke flow and the
 # benchmark need its Pillow and psycopg2.
 DEPLOY_PYTHON ?= $(if $(PY),$(PY),$(if $(wildcard .venv/bin/python),.venv/bin/python,python3))
 DEPLOY_DEPS := $(if $(PY),install-dev)
 
-.PHONY: nginx-test-deps docker-test swarm-test swarm-bench bench-http
+.PHONY: nginx-test-deps docker-test swarm-test swarm-bench bench-http bench-photos
 
 # The integration test (classifier/tests/test_deploy_nginx.py) runs Debian's
 # nginx; it skips, saying why, only when nginx cannot be installed here.
@@ -41,3 +42,6 @@ swarm-bench: $(DEPLOY_DEPS) node-deps
 
 bench-http: $(DEPLOY_DEPS) nginx-test-deps
 	$(DEPLOY_PYTHON) -m classifier.tests.deploy.bench
+
+bench-photos: $(DEPLOY_DEPS) nginx-test-deps
+	$(DEPLOY_PYTHON) -m classifier.tests.deploy.bench_photos

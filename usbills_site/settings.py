@@ -227,8 +227,16 @@ _s3_environ = {
 _default_storage = storage.default_storage(_s3_environ)
 if _default_storage["BACKEND"] != storage.FILESYSTEM["BACKEND"]:
     # nginx cannot read objects from disk: the photo views stream them from
-    # the bucket, after the same owner check (docs/deploy.md says why).
+    # the bucket, or hand nginx a presigned URL (below), after the same owner check.
     MEDIA_ACCEL_REDIRECT = ""
+# With a bucket, when set (e.g. "/protected-s3/"): the photo views answer with
+# an X-Accel-Redirect to this nginx `internal` location, carrying the object's
+# presigned path and query (valid 60 s); nginx fetches it from the bucket
+# endpoint pinned in its own configuration (NGINX_S3_ENDPOINT). Unset, or
+# without a bucket, it does nothing. docs/deploy.md measures both routes.
+S3_ACCEL_REDIRECT = env_str("DJANGO_S3_ACCEL_REDIRECT")
+if _default_storage["BACKEND"] == storage.FILESYSTEM["BACKEND"]:
+    S3_ACCEL_REDIRECT = ""
 
 STORAGES = {
     "default": _default_storage,

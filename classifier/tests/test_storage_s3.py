@@ -97,6 +97,30 @@ def test_settings_switch_to_the_bucket_and_stream_photos_through_django():
     assert result.stdout.split("\n")[:3] == ["usbills_site.s3.PhotoStorage", "photos", "''"]
 
 
+@pytest.mark.parametrize(("bucket", "expected"), [("photos", "/protected-s3/"), ("", "")])
+def test_the_presigned_route_needs_a_bucket(bucket, expected):
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "usbills_site.settings",
+        "DJANGO_DEBUG": "1",
+        "DJANGO_S3_BUCKET": bucket,
+        "DJANGO_S3_ENDPOINT_URL": "http://127.0.0.1:1",
+        "DJANGO_S3_ACCEL_REDIRECT": "/protected-s3/",
+    }
+    code = "from django.conf import settings; print(settings.S3_ACCEL_REDIRECT)"
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
 # The storage ----------------------------------------------------------------------
 
 
@@ -198,6 +222,58 @@ def test_upload_and_photo_views_on_the_bucket(
     assert client.get(f"/predictions/{prediction.pk}/photo/").status_code == 404
     assert client.get(f"/predictions/{prediction.pk}/display/").status_code == 404
     assert client.get(f"/predictions/{prediction.pk}/thumbnail/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_photo_views_hand_nginx_a_presigned_url_after_the_owner_check(
+    s3_server, s3_folder, client, user, other_user, make_user, settings
+):
+    from django.contrib.auth.models import Permission
+
+    settings.S3_ACCEL_REDIRECT = "/protected-s3/"
+    data = image_bytes(200, 120)
+    client.force_login(user)
+    client.post("/", {"image": uploaded(data)})
+    prediction = Prediction.objects.get()
+    upload = prediction.upload
+
+    for copy, name in (
+        ("photo", upload.file.name),
+        ("display", upload.display.name),
+        ("thumbnail", upload.thumbnail.name),
+    ):
+        response = client.get(f"/predictions/{prediction.pk}/{copy}/")
+        assert response.status_code == 200
+        assert response.content == b""  # nginx sends the bytes
+        assert response["Content-Type"] == "image/jpeg"
+        assert response["Cache-Control"] == "private, max-age=3600"
+        accel = response["X-Accel-Redirect"]
+        # Path and query only: the host is nginx's to pin.
+        path = f"/protected-s3/{BUCKET}/{s3_folder}/{name}?"
+        assert accel.startswith(path), accel
+        assert "X-Amz-Signature=" in accel
+        assert "X-Amz-Expires=60&" in accel
+        # Signed for exactly this object: the bucket gives its bytes to anyone
+        # who has the URL (for 60 s), as nginx will.
+        url = s3_server.endpoint_url + accel.removeprefix("/protected-s3")
+        with urllib.request.urlopen(url, timeout=10) as fetched:  # noqa: S310 - loopback
+            body = fetched.read()
+        assert body == data if copy == "photo" else body[:2] == b"\xff\xd8"
+
+    # Someone else, or staff without the permission: "not found", no URL made.
+    staff = make_user("helper", is_staff=True)
+    for outsider in (other_user, staff):
+        client.force_login(outsider)
+        for copy in ("photo", "display", "thumbnail"):
+            response = client.get(f"/predictions/{prediction.pk}/{copy}/")
+            assert response.status_code == 404
+            assert "X-Accel-Redirect" not in response
+    # With the permission to view predictions, staff get the same answer as the owner.
+    staff.user_permissions.add(Permission.objects.get(codename="view_prediction"))
+    client.force_login(type(staff).objects.get(pk=staff.pk))
+    response = client.get(f"/predictions/{prediction.pk}/photo/")
+    assert response.status_code == 200
+    assert response["X-Accel-Redirect"].startswith(f"/protected-s3/{BUCKET}/{s3_folder}/photos/")
 
 
 @pytest.mark.django_db

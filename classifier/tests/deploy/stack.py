@@ -304,6 +304,26 @@ class Stack:
             cleanup.close()
             raise
 
+    def nginx_in_front_of(self, app_port: int, workdir: Path, *, s3_endpoint: str) -> Stack:
+        """Another nginx with the same template, in front of a stand-in app on
+        app_port (a test's own, to send answers the real app never would) and
+        the given bucket endpoint; stopped with this stack."""
+        other = Stack(
+            workdir=workdir,
+            env={**self.env, "DJANGO_S3_ENDPOINT_URL": s3_endpoint},
+            http_port=free_port(),
+            https_port=free_port(),
+            app_port=app_port,
+            database_url=self.database_url,
+            media_root=self.media_root,
+            static_root=self.static_root,
+            cert_file=workdir / "certs" / "fullchain.pem",
+        )
+        self._cleanup.callback(other.close)
+        (workdir / "certs").mkdir(parents=True, exist_ok=True)
+        other._start_nginx(find_nginx(), workdir, workdir / "certs")
+        return other
+
     def _start_gunicorn(self, workdir: Path):
         log_file = open(workdir / "gunicorn.log", "wb")  # noqa: SIM115 (closed by cleanup)
         self._cleanup.callback(log_file.close)
@@ -339,6 +359,8 @@ class Stack:
             "NGINX_ERROR_PAGES_ROOT": str(NGINX_DIR / "html"),
             "NGINX_MAX_BODY_SIZE": "11m",
             "NGINX_HSTS": "max-age=31536000; includeSubDomains",
+            # The app's own bucket endpoint; none listens on port 9 without one.
+            "NGINX_S3_ENDPOINT": self.env.get("DJANGO_S3_ENDPOINT_URL") or "http://127.0.0.1:9",
         }
         conf_dir = workdir / "nginx"
         (conf_dir / "conf.d").mkdir(parents=True, exist_ok=True)

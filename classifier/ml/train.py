@@ -63,8 +63,8 @@ class Config:
     version: str = ""
     backbone: str = DEFAULT_BACKBONE
     seed: int = 1234
-    variants: int = 5
-    one_bit_rate: float = 0.2  # share of augmented variants made 1-bit scans
+    variants: int = 8
+    one_bit_rate: float = 0.3  # share of augmented variants made 1-bit scans
     # "resample": scarce classes get several distinct augmented variants per
     # epoch (each weighted less); "weights": one variant, weighted up.
     balance: str = "resample"

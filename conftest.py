@@ -14,6 +14,8 @@ import io
 import itertools
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -65,6 +67,22 @@ def image_bytes(width=64, height=40, fmt="JPEG", color=(40, 120, 60), **params) 
     out = io.BytesIO()
     img.save(out, fmt, **params)
     return out.getvalue()
+
+
+def settings_in_a_new_process(env: dict, code: str) -> str:
+    """What `code` prints after django.setup() in a process of its own, with only
+    `env` for environment: the settings module read as a container reads it."""
+    result = subprocess.run(  # noqa: S603 - this interpreter, our own code
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=REPO,
+        env={"DJANGO_SETTINGS_MODULE": "usbills_site.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def uploaded(data: bytes, name="note.jpg", content_type="image/jpeg") -> SimpleUploadedFile:

@@ -2,14 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import dj_database_url
 import pytest
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from conftest import settings_in_a_new_process
 from usbills_site.settings import env_bool, env_database_url, env_secret, secret_file
 
 
@@ -117,7 +115,6 @@ def test_settings_take_every_secret_from_files(secret):
         if not k.startswith(("DJANGO_", "DATABASE_", "CLASSIFIER_MODEL"))
     }
     env.update(
-        DJANGO_SETTINGS_MODULE="usbills_site.settings",
         DJANGO_SECRET_KEY_FILE=secret("key-from-a-file\n", "key"),
         DATABASE_URL="postgres://usbills@db:5432/usbills",
         DATABASE_PASSWORD_FILE=secret("db password\n", "db"),
@@ -132,15 +129,7 @@ def test_settings_take_every_secret_from_files(secret):
         " s.STORAGES['default']['OPTIONS']['secret_key'],"
         " s.STORAGES['models']['OPTIONS']['secret_key'], s.EMAIL_HOST_PASSWORD]))"
     )
-    out = subprocess.run(  # noqa: S603 - this interpreter, our own code
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=settings.BASE_DIR,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert json.loads(out) == [
+    assert json.loads(settings_in_a_new_process(env, code)) == [
         "key-from-a-file",
         "db password",
         "s3-secret",

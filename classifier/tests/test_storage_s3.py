@@ -4,8 +4,6 @@ as DJANGO_S3_BUCKET switches it on (usbills_site/storage.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -17,7 +15,7 @@ from django.db import DatabaseError
 
 from classifier.models import Prediction, Upload
 from classifier.tests.deploy.stack import free_port
-from conftest import BUCKET, REPO, image_bytes, media_files, uploaded
+from conftest import BUCKET, image_bytes, media_files, settings_in_a_new_process, uploaded
 from usbills_site import storage
 
 
@@ -77,48 +75,27 @@ def test_settings_switch_to_the_bucket_and_stream_photos_through_django():
     )
     env = {
         "PATH": "/usr/bin:/bin",
-        "DJANGO_SETTINGS_MODULE": "usbills_site.settings",
         "DJANGO_DEBUG": "1",
         "DJANGO_S3_BUCKET": "photos",
         "DJANGO_S3_ENDPOINT_URL": "http://127.0.0.1:1",
         "DJANGO_MEDIA_ACCEL_REDIRECT": "/protected-media/",
     }
-    result = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    out = settings_in_a_new_process(env, code)
     # nginx cannot read objects from its disk: no X-Accel-Redirect with a bucket.
-    assert result.stdout.split("\n")[:3] == ["usbills_site.s3.PhotoStorage", "photos", "''"]
+    assert out.split("\n")[:3] == ["usbills_site.s3.PhotoStorage", "photos", "''"]
 
 
 @pytest.mark.parametrize(("bucket", "expected"), [("photos", "/protected-s3/"), ("", "")])
 def test_the_presigned_route_needs_a_bucket(bucket, expected):
     env = {
         "PATH": "/usr/bin:/bin",
-        "DJANGO_SETTINGS_MODULE": "usbills_site.settings",
         "DJANGO_DEBUG": "1",
         "DJANGO_S3_BUCKET": bucket,
         "DJANGO_S3_ENDPOINT_URL": "http://127.0.0.1:1",
         "DJANGO_S3_ACCEL_REDIRECT": "/protected-s3/",
     }
     code = "from django.conf import settings; print(settings.S3_ACCEL_REDIRECT)"
-    result = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == expected
+    assert settings_in_a_new_process(env, code).strip() == expected
 
 
 # The storage ----------------------------------------------------------------------

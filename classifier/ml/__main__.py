@@ -27,12 +27,15 @@ def _train(args) -> int:
         out=args.out,
         version=args.version or "",
         backbone=args.backbone,
+        cut_layer=args.cut_layer,
         seed=args.seed,
         variants=args.variants,
         one_bit_rate=args.one_bit_rate,
         balance=args.balance,
         head_epochs=args.head_epochs,
         finetune_epochs=args.epochs,
+        finetune_lr=args.finetune_lr,
+        label_smoothing=args.label_smoothing,
         final=not args.no_final,
         extra=tuple(args.extra),
         compare_with=args.compare_with,
@@ -114,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--backbone", default=default("backbone"), choices=sorted(BACKBONES), help="backbone"
     )
+    p.add_argument(
+        "--cut-layer",
+        default=default("cut_layer"),
+        metavar="LAYER",
+        help="fine-tune the layers after this one (default: the backbone's own)",
+    )
     p.add_argument("--seed", type=int, default=default("seed"))
     p.add_argument(
         "--variants", type=int, default=default("variants"), help="augmented copies of each image"
@@ -134,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--epochs", type=int, default=default("finetune_epochs"), help="most fine-tuning epochs"
     )
+    p.add_argument(
+        "--finetune-lr",
+        type=float,
+        default=default("finetune_lr"),
+        help="fine-tuning learning rate, decayed to zero",
+    )
+    p.add_argument("--label-smoothing", type=float, default=default("label_smoothing"))
     p.add_argument("--processes", type=int, help="feature workers (default: one per core)")
     p.add_argument("--cache", metavar="DIR", help="keep the computed features here and reuse them")
     p.add_argument("--no-final", action="store_true", help="skip the retraining on all data")

@@ -30,7 +30,7 @@ def pooled(cfg: Config, feats: np.ndarray) -> np.ndarray:
     import keras
 
     full, _lower, _top = build(cfg)
-    pool = keras.Model(full.get_layer(cfg.spec.cut_layer).output, full.get_layer("avg_pool").output)
+    pool = keras.Model(full.get_layer(cfg.cut).output, full.get_layer("avg_pool").output)
     n, versions = feats.shape[:2]
     flat = np.asarray(feats, dtype=np.float32).reshape(n * versions, *feats.shape[2:])
     out = pool.predict(flat, batch_size=128, verbose=0)

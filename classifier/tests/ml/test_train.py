@@ -94,3 +94,26 @@ def test_exported_model_has_a_batch_of_one(tmp_path):
     interpreter = Interpreter(model_content=to_tflite(tiny_model()))
     detail = interpreter.get_input_details()[0]
     assert list(detail["shape_signature"]) == [1, 32, 32, 3]
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize(
+    ("cut_layer", "trained", "frozen"),
+    [
+        ("", "block14_expand_conv", "block13_expand_conv"),
+        ("block11_project_bn", "block12_expand_conv", "block11_expand_conv"),
+    ],
+)
+def test_cut_layer_sets_where_fine_tuning_starts(cut_layer, trained, frozen):
+    """No cut given: the backbone's own. Another one moves the line between
+    the frozen lower part and the fine-tuned top."""
+    from classifier.ml.train import Config, build
+
+    cfg = Config(data="", out="", cut_layer=cut_layer)
+    assert cfg.cut == (cut_layer or cfg.spec.cut_layer)
+    _full, lower, top = build(cfg)
+    assert lower.layers[-1].name == cfg.cut
+    upper = {layer.name for layer in top.get_layer("upper_graph").layers}
+    assert trained in upper
+    assert frozen not in upper
+    assert frozen in {layer.name for layer in lower.layers}

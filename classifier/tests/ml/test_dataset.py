@@ -53,6 +53,22 @@ def test_split_holds_sources_out_and_is_stable(tmp_path):
     assert dataset.split(items) == (train, val)
 
 
+def test_scan_gives_misfiled_photos_the_note_they_show(tmp_path):
+    misfiled = next(iter(dataset.RELABEL))
+    folder, name = misfiled.split("/")
+    _tree(tmp_path, [misfiled, f"{folder}/{name.replace('-', '-0')}"])
+    items = {i.path.name: i.label for i in dataset.scan(tmp_path)}
+    assert items[name] == dataset.RELABEL[misfiled] != folder
+    assert items[name.replace("-", "-0")] == folder
+
+
+def test_relabelled_files_exist_where_listed(dataset_dir):
+    for rel, label in dataset.RELABEL.items():
+        assert (dataset_dir / rel).is_file(), rel
+        assert label in dataset.CLASSES
+        assert rel.split("/")[0] != label
+
+
 def test_scan_can_name_the_source(tmp_path):
     _tree(tmp_path, ["usd_50/" + "ab" * 32 + ".jpg"])
     (item,) = dataset.scan(tmp_path, source=dataset.CORRECTIONS)

@@ -581,6 +581,8 @@ def make_card(
             "finetune_epochs_used": epochs,
             "images": dataset.counts(items_train),
             "images_total": len(items_train),
+            # Photos the dataset files under another note (dataset.RELABEL).
+            "relabelled": dict(dataset.RELABEL),
             "history": history,
             "seconds": round(seconds),
             "machine": f"{platform.machine()}, Python {platform.python_version()}",

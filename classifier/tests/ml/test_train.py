@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 
+from classifier.ml import dataset
 from classifier.ml.labels import CLASSES
 from classifier.ml.predictor import Predictor
 
@@ -69,6 +70,7 @@ def test_train_exports_a_working_model(small_dataset, corrections, tiny_model_di
     n_files = sum(1 for _ in small_dataset.rglob("*.jpg")) + 10
     assert card["training"]["images_total"] == n_files
     assert card["training"]["images"]["usd_20"]["corrections"] == 5
+    assert card["training"]["relabelled"] == dataset.RELABEL
     assert "corrections" in card["validation"]["by_source"]
     assert card["comparison"]["model_version"] == "tiny-test"
     # Calibration: a temperature, and bands that start at the threshold.
@@ -100,8 +102,8 @@ def test_exported_model_has_a_batch_of_one(tmp_path):
 @pytest.mark.parametrize(
     ("cut_layer", "trained", "frozen"),
     [
-        ("", "block14_expand_conv", "block13_expand_conv"),
-        ("block11_project_bn", "block12_expand_conv", "block11_expand_conv"),
+        ("", "block12_expand_conv", "block11_expand_conv"),
+        ("block13_add", "block14_expand_conv", "block13_expand_conv"),
     ],
 )
 def test_cut_layer_sets_where_fine_tuning_starts(cut_layer, trained, frozen):

@@ -209,7 +209,7 @@ EXAMPLE_PREDICTION = {
         "not_a_bill": 0.00252,
     },
     "threshold": 0.35,
-    "model_version": "effl0-20261125-v4",
+    "model_version": "effl0-20261125-v5",
     "created": "2026-11-24T10:31:07.412093+00:00",
     "feedback": {"label": None, "flagged": False},
     "review": {"label": None},

